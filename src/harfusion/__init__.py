@@ -1,0 +1,1 @@
+"""Multimodal human-activity recognition on PAMAP2-format wearable data."""

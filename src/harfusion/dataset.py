@@ -1,0 +1,165 @@
+"""Windows of per-modality sensor tensors, from tensor shards or the legacy `.npy` layout.
+
+A sample is `{"inputs": {modality: float32 [T, C]}, "mask": bool [M], "label": int}`; the mask
+says which modalities are present, the mechanism that modality dropout and missing-modality
+evaluation also use.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TypedDict
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from harfusion.errors import HarfusionError
+from harfusion.pamap2 import modality_columns
+from harfusion.tensorize import MANIFEST, NORM_STATS
+
+class Sample(TypedDict):
+    inputs: dict[str, torch.Tensor]
+    mask: torch.Tensor
+    label: int
+
+
+def load_tensor_shard(path: Path, mmap: bool = False) -> dict:
+    try:
+        return torch.load(path, weights_only=True, mmap=mmap)
+    except FileNotFoundError:
+        raise HarfusionError(
+            f"{path}: tensor shard is missing; run `dvc repro tensorize`"
+        ) from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        raise HarfusionError(f"{path}: not a readable tensor shard ({exc})") from None
+
+
+class ShardWindows(Dataset):
+    """Windows listed in `manifest.json`, normalised with train-split statistics."""
+
+    def __init__(
+        self,
+        tensor_dir: str | Path,
+        split: str,
+        modalities: list[str],
+        channel_groups: list[str],
+        prefetch_shards: bool = True,
+    ) -> None:
+        self.tensor_dir = Path(tensor_dir)
+        manifest = json.loads((self.tensor_dir / MANIFEST).read_text())
+        stats = json.loads((self.tensor_dir / NORM_STATS).read_text())
+        self.modalities = list(modalities)
+        self.classes: list[int] = manifest["classes"]
+        self.class_names: list[str] = manifest["class_names"]
+        self.chunk_size: int = manifest["chunk_size"]
+        self.shards: list[dict] = manifest["shards"]
+        self.windows = torch.tensor(manifest["windows"][split], dtype=torch.long).reshape(-1, 2)
+        column_index = {name: i for i, name in enumerate(manifest["columns"])}
+        self.columns = {
+            m: torch.tensor([column_index[c] for c in modality_columns(m, channel_groups)])
+            for m in self.modalities
+        }
+        mean = torch.tensor(stats["mean"], dtype=torch.float32)
+        std = torch.tensor(stats["std"], dtype=torch.float32)
+        self.norm = {m: (mean[idx], std[idx]) for m, idx in self.columns.items()}
+        label_of = {activity: i for i, activity in enumerate(self.classes)}
+        self.shard_labels = torch.tensor([label_of[s["activity"]] for s in self.shards])
+        self._cache: dict[int, torch.Tensor] = {}
+        self.prefetch = prefetch_shards
+        if prefetch_shards:
+            for index in self.windows[:, 0].unique().tolist():
+                self._features(index)
+
+    def _features(self, shard: int) -> torch.Tensor:
+        if shard in self._cache:
+            return self._cache[shard]
+        path = self.tensor_dir / self.shards[shard]["path"]
+        features = load_tensor_shard(path, mmap=not self.prefetch)["features"]
+        if self.prefetch:
+            self._cache[shard] = features
+        return features
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def labels(self) -> torch.Tensor:
+        return self.shard_labels[self.windows[:, 0]]
+
+    def __getitem__(self, index: int) -> Sample:
+        shard, start = self.windows[index].tolist()
+        window = self._features(shard)[start : start + self.chunk_size]
+        inputs = {}
+        for modality, columns in self.columns.items():
+            mean, std = self.norm[modality]
+            values = (window[:, columns] - mean) / std
+            inputs[modality] = torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        return {
+            "inputs": inputs,
+            "mask": torch.ones(len(self.modalities), dtype=torch.bool),
+            "label": int(self.shard_labels[shard]),
+        }
+
+
+class LegacyNpyWindows(Dataset):
+    """The old layout: `{split}_{modality}.npy` [N, T, C] beside `{split}_labels.npy` [N]."""
+
+    def __init__(self, data_dir: str | Path, split: str, modalities: list[str]) -> None:
+        data_dir = Path(data_dir)
+        self.modalities = list(modalities)
+        arrays = {}
+        for modality in self.modalities:
+            path = data_dir / f"{split}_{modality}.npy"
+            if not path.exists():
+                raise HarfusionError(f"{path}: missing for modality {modality!r}")
+            arrays[modality] = torch.from_numpy(np.load(path, allow_pickle=False)).float()
+        raw_labels = {
+            s: np.load(p, allow_pickle=False) for s, p in _legacy_label_files(data_dir).items()
+        }
+        self.classes = sorted({int(v) for labels in raw_labels.values() for v in labels})
+        self.class_names = [str(c) for c in self.classes]
+        label_of = {activity: i for i, activity in enumerate(self.classes)}
+        self.targets = torch.tensor([label_of[int(v)] for v in raw_labels[split]])
+        lengths = {len(self.targets), *(len(a) for a in arrays.values())}
+        if len(lengths) != 1:
+            raise HarfusionError(f"{data_dir}: {split} arrays disagree on the number of windows")
+        self.arrays = {
+            m: torch.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0) for m, a in arrays.items()
+        }
+        self.chunk_size = next(iter(arrays.values())).shape[1]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def labels(self) -> torch.Tensor:
+        return self.targets
+
+    def __getitem__(self, index: int) -> Sample:
+        return {
+            "inputs": {m: a[index] for m, a in self.arrays.items()},
+            "mask": torch.ones(len(self.modalities), dtype=torch.bool),
+            "label": int(self.targets[index]),
+        }
+
+
+def _legacy_label_files(data_dir: Path) -> dict[str, Path]:
+    return {p.name.removesuffix("_labels.npy"): p for p in sorted(data_dir.glob("*_labels.npy"))}
+
+
+def open_windows(
+    data_dir: str | Path,
+    split: str,
+    modalities: list[str],
+    channel_groups: list[str],
+    prefetch_shards: bool = True,
+) -> ShardWindows | LegacyNpyWindows:
+    """Tensor shards when a manifest exists, else the legacy `.npy` layout."""
+    data_dir = Path(data_dir)
+    if (data_dir / MANIFEST).exists():
+        return ShardWindows(data_dir, split, modalities, channel_groups, prefetch_shards)
+    if split in _legacy_label_files(data_dir):
+        return LegacyNpyWindows(data_dir, split, modalities)
+    raise HarfusionError(
+        f"{data_dir}: neither {MANIFEST} nor {split}_labels.npy found; run `dvc repro tensorize`"
+    )

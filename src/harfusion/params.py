@@ -1,0 +1,208 @@
+"""The schema of `params.yaml`.
+
+Every stage validates the whole file, so a misspelt key from `dvc exp run -S fusoin=early` stops
+the first stage that runs instead of being silently added as a new param.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harfusion.errors import HarfusionError
+
+Modality = Literal["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
+ChannelGroup = Literal["temperature", "acc16", "acc6", "gyro", "mag", "orientation"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticParams(Strict):
+    out_dir: str = "data/raw/synthetic"
+    seed: int = 2026  # apart from the top-level seed, so training seeds share one data set
+    subjects: list[int] = Field(default_factory=lambda: list(range(101, 110)), min_length=1)
+    seconds_per_activity: float = Field(60.0, gt=0)
+    optional_sessions: bool = True
+    transient_seconds: float = Field(8.0, ge=0)
+    packet_drop_rate: float = Field(0.002, ge=0, le=1)
+
+
+class DataParams(Strict):
+    raw_dir: str = "data/raw/synthetic"
+    synthetic: SyntheticParams = SyntheticParams()
+
+
+class PreprocessParams(Strict):
+    sessions: list[str] = Field(default_factory=lambda: ["Protocol", "Optional"], min_length=1)
+    hr_median_window: int = Field(25, ge=1)
+    max_shard_mb: float = Field(19.0, gt=0, le=19.5)
+
+
+class SplitParams(Strict):
+    strategy: Literal["shard", "subject"] = "shard"
+    seed: int = 0
+    train: float = Field(0.70, gt=0, lt=1)
+    val: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+    val_subjects: list[int] = Field(default_factory=lambda: [105])
+    test_subjects: list[int] = Field(default_factory=lambda: [106])
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> SplitParams:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split.train + split.val + split.test must be 1, got {total:g}")
+        overlap = set(self.val_subjects) & set(self.test_subjects)
+        if self.strategy == "subject" and overlap:
+            raise ValueError(
+                f"subjects {sorted(overlap)} are in both val_subjects and test_subjects"
+            )
+        return self
+
+
+class DatasetParams(Strict):
+    chunk_stride: int | None = Field(None, ge=1)
+    channel_groups: list[ChannelGroup] = Field(["acc16", "gyro", "mag"], min_length=1)
+    prefetch_shards: bool = True
+    pin_memory: bool | Literal["auto"] = "auto"
+    batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(0, ge=0)
+
+    @field_validator("channel_groups")
+    @classmethod
+    def _unique_groups(cls, groups: list[str]) -> list[str]:
+        if len(set(groups)) != len(groups):
+            raise ValueError("channel groups must not repeat")
+        return groups
+
+
+class ModelParams(Strict):
+    encoder: Literal["cnn", "cnn_gru", "cnn_attention"] = "cnn_gru"
+    embed_dim: int = Field(64, ge=8)
+    conv_channels: list[int] = Field(default_factory=lambda: [32, 64, 64], min_length=1)
+    conv_strides: list[int] = Field(default_factory=lambda: [4, 4, 2], min_length=1)
+    heart_rate_conv_channels: list[int] = Field(default_factory=lambda: [8, 16], min_length=1)
+    heart_rate_conv_strides: list[int] = Field(default_factory=lambda: [8, 8], min_length=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    # Batch norm is the faster default; group norm makes each window independent of its batch.
+    norm: Literal["batch", "group"] = "batch"
+    # Heads of the `cnn_attention` encoder's own self-attention (`heads` is the cross-modal one).
+    encoder_heads: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _encoder_heads_divide_embedding(self) -> ModelParams:
+        if self.embed_dim % self.encoder_heads:
+            raise ValueError(
+                f"model.encoder_heads={self.encoder_heads} must divide "
+                f"model.embed_dim={self.embed_dim}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _matching_lengths(self) -> ModelParams:
+        if len(self.conv_channels) != len(self.conv_strides):
+            raise ValueError("model.conv_channels and model.conv_strides need the same length")
+        if len(self.heart_rate_conv_channels) != len(self.heart_rate_conv_strides):
+            raise ValueError(
+                "model.heart_rate_conv_channels and model.heart_rate_conv_strides "
+                "need the same length"
+            )
+        return self
+
+
+class TrainParams(Strict):
+    max_epochs: int = Field(30, ge=1)
+    min_epochs: int = Field(1, ge=1)
+    patience: int = Field(5, ge=1)
+    learning_rate: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+    label_smoothing: float = Field(0.05, ge=0, lt=1)
+    gradient_clip_norm: float = Field(1.0, gt=0)
+    modality_dropout: float = Field(0.1, ge=0, lt=1)
+    noise_std: float = Field(0.05, ge=0)
+    jitter_steps: int = Field(16, ge=0)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = Field(1, ge=1)
+    compile: bool = False
+    resume: bool = False
+    limit_train_batches: float | int = 1.0
+
+
+class EvaluateParams(Strict):
+    ece_bins: int = Field(15, ge=2)
+    mc_samples: int = Field(20, ge=1)
+    latency_batches: int = Field(20, ge=1)
+    latency_warmup: int = Field(3, ge=0)
+
+
+class Params(Strict):
+    seed: int = 42
+    fusion: Literal["early", "late", "hybrid"] = "hybrid"
+    heads: int = Field(4, ge=1)
+    chunk_size: int = Field(512, ge=16)
+    modalities: list[Modality] = Field(
+        ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"], min_length=1
+    )
+    data: DataParams = DataParams()
+    preprocess: PreprocessParams = PreprocessParams()
+    split: SplitParams = SplitParams()
+    dataset: DatasetParams = DatasetParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+
+    @field_validator("modalities")
+    @classmethod
+    def _unique_modalities(cls, modalities: list[str]) -> list[str]:
+        if len(set(modalities)) != len(modalities):
+            raise ValueError("modalities must not repeat")
+        return modalities
+
+    @model_validator(mode="after")
+    def _heads_divide_embedding(self) -> Params:
+        if self.model.embed_dim % self.heads:
+            raise ValueError(
+                f"heads={self.heads} must divide model.embed_dim={self.model.embed_dim}"
+            )
+        return self
+
+    @property
+    def stride(self) -> int:
+        return self.dataset.chunk_stride or self.chunk_size
+
+
+def _describe(error: ValidationError, source: Path) -> str:
+    lines = [f"{source}: invalid params"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "<top level>"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (misspelt? see params.py for the valid keys)")
+        elif isinstance(item["input"], (str, int, float, bool)):
+            lines.append(f"  {key}: {item['msg']} (got {item['input']!r})")
+        else:
+            lines.append(f"  {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params; any unknown key, bad type or impossible value is an error."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise HarfusionError(f"{path}: params file not found") from exc
+    except yaml.YAMLError as exc:
+        raise HarfusionError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise HarfusionError(f"{path}: expected a mapping of params at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise HarfusionError(_describe(exc, path)) from None

@@ -1,0 +1,165 @@
+"""Merge raw `.dat` recordings into per subject × activity CSV shards.
+
+One subject is in memory at a time, so peak memory follows the largest subject, not the data set.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from itertools import pairwise
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from scipy.ndimage import median_filter
+from tqdm import tqdm
+
+from harfusion.atomic import atomic_path
+from harfusion.dat_reader import read_dat
+from harfusion.errors import HarfusionError
+from harfusion.pamap2 import PROCESSED_COLUMNS, RAW_COLUMNS, TRANSIENT_ACTIVITY
+
+SHARD_INDEX = "shards.json"
+_SUBJECT_FILE = re.compile(r"subject(\d+)\.dat")
+_HR = RAW_COLUMNS.index("heart_rate_bpm")
+_ACTIVITY = RAW_COLUMNS.index("activity_id")
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: Path
+    subject: int
+    session: str
+
+
+def find_recordings(raw_dir: str | Path, sessions: list[str]) -> list[Recording]:
+    """Every `<session>/subject<id>.dat` under `raw_dir` for the requested sessions."""
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise HarfusionError(f"data.raw_dir: {raw_dir} is not a directory")
+    recordings = []
+    for path in sorted(raw_dir.rglob("*.dat")):
+        session = path.parent.name
+        if session not in sessions:
+            continue
+        match = _SUBJECT_FILE.fullmatch(path.name)
+        if not match:
+            raise HarfusionError(f"{path}: expected a name like subject101.dat")
+        recordings.append(Recording(path, int(match.group(1)), session))
+    if not recordings:
+        wanted = ", ".join(f"{raw_dir}/{s}/*.dat" for s in sessions)
+        raise HarfusionError(f"data.raw_dir: no .dat files found ({wanted})")
+    order = {session: i for i, session in enumerate(sessions)}
+    return sorted(recordings, key=lambda r: (r.subject, order[r.session]))
+
+
+def fill_heart_rate(hr: np.ndarray, window: int) -> np.ndarray:
+    """Forward-fill, back-fill, then a centred rolling median over `window` samples."""
+    valid = ~np.isnan(hr)
+    if not valid.any():
+        return hr.copy()
+    last_valid = np.maximum.accumulate(np.where(valid, np.arange(hr.size), -1))
+    filled = np.where(last_valid >= 0, hr[np.maximum(last_valid, 0)], hr[valid.argmax()])
+    if window > 1:
+        filled = median_filter(filled, size=window, mode="nearest")
+    return filled
+
+
+def _csv_bytes(subject: int, sessions: np.ndarray, rows: np.ndarray) -> bytes:
+    columns: dict[str, pa.Array] = {
+        "subject_id": pa.array(np.full(len(rows), subject, dtype=np.int32)),
+        "session": pa.array(sessions),
+        "timestamp_s": pa.array(rows[:, 0]),
+        "activity_id": pa.array(rows[:, 1].astype(np.int32)),
+    }
+    for index, name in enumerate(RAW_COLUMNS[2:], start=2):
+        columns[name] = pa.array(rows[:, index])
+    buffer = io.BytesIO()
+    pacsv.write_csv(pa.table(columns), buffer)
+    return buffer.getvalue()
+
+
+def _write_shard(
+    out_dir: Path,
+    subject: int,
+    activity: int,
+    sessions: np.ndarray,
+    rows: np.ndarray,
+    max_mb: float,
+) -> list[dict]:
+    """Write one subject × activity shard, in numbered parts if it would exceed `max_mb`."""
+    data = _csv_bytes(subject, sessions, rows)
+    parts = max(1, int(np.ceil(len(data) / (max_mb * 1e6))))
+    folder = out_dir / f"subject_{subject}"
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    bounds = np.linspace(0, len(rows), parts + 1).astype(int)
+    for part, (start, stop) in enumerate(pairwise(bounds)):
+        name = f"activity_{activity}.csv" if parts == 1 else f"activity_{activity}_part{part}.csv"
+        chunk = data if parts == 1 else _csv_bytes(subject, sessions[start:stop], rows[start:stop])
+        (folder / name).write_bytes(chunk)
+        entries.append(
+            {
+                "path": f"subject_{subject}/{name}",
+                "subject": subject,
+                "activity": activity,
+                "rows": int(stop - start),
+            }
+        )
+    return entries
+
+
+def preprocess(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    sessions: list[str],
+    hr_median_window: int,
+    max_shard_mb: float,
+) -> list[dict]:
+    """Write the shards and `shards.json` (path, subject, activity, rows) into `out_dir`."""
+    recordings = find_recordings(raw_dir, sessions)
+    by_subject: dict[int, list[Recording]] = defaultdict(list)
+    for recording in recordings:
+        by_subject[recording.subject].append(recording)
+    shards: list[dict] = []
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        for subject, subject_recordings in tqdm(
+            sorted(by_subject.items()), desc="preprocess", unit="subject"
+        ):
+            rows, session_names = [], []
+            for recording in subject_recordings:
+                values = read_dat(recording.path)
+                values[:, _HR] = fill_heart_rate(values[:, _HR], hr_median_window)
+                values = values[values[:, _ACTIVITY] != TRANSIENT_ACTIVITY]
+                rows.append(values)
+                session_names.append(np.full(len(values), recording.session, dtype=object))
+            all_rows = np.concatenate(rows)
+            all_sessions = np.concatenate(session_names)
+            activities = all_rows[:, _ACTIVITY].astype(int)
+            for activity in np.unique(activities):
+                keep = activities == activity
+                shards += _write_shard(
+                    tmp, subject, int(activity), all_sessions[keep], all_rows[keep], max_shard_mb
+                )
+        if not shards:
+            raise HarfusionError(f"data.raw_dir: {raw_dir} holds no rows with a non-zero activity")
+        (tmp / SHARD_INDEX).write_text(json.dumps(shards, indent=1))
+    return shards
+
+
+def read_shard_csv(path: str | Path) -> pa.Table:
+    """Read one processed shard, checking it has the 56-field aligned header."""
+    path = Path(path)
+    try:
+        table = pacsv.read_csv(path)
+    except (pa.ArrowInvalid, FileNotFoundError) as exc:
+        raise HarfusionError(f"{path}: cannot read shard ({exc})") from None
+    if tuple(table.column_names) != PROCESSED_COLUMNS:
+        raise HarfusionError(f"{path}: header is not the {len(PROCESSED_COLUMNS)}-field layout")
+    return table

@@ -1,0 +1,139 @@
+"""Turn CSV shards into tensor shards, per-split window indexes and train-only normalisation.
+
+Windows never cross a shard (so never a split) or a gap in the timestamps: a model never sees
+two recordings glued together.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from harfusion.atomic import atomic_path
+from harfusion.errors import HarfusionError
+from harfusion.pamap2 import SAMPLE_RATE_HZ, SENSOR_COLUMNS, activity_name
+from harfusion.preprocess import read_shard_csv
+from harfusion.splits import SPLITS
+
+MANIFEST = "manifest.json"
+NORM_STATS = "norm_stats.json"
+GAP_FACTOR = 1.5  # a step longer than 1.5 sample periods starts a new segment
+
+
+def read_split_file(path: Path) -> list[tuple[str, int]]:
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        shard, sep, rows = line.rpartition(",")
+        if not sep or not rows.strip().isdigit():
+            raise HarfusionError(f"{path}:{number}: expected 'path/to/shard.csv,<rows>'")
+        entries.append((shard, int(rows)))
+    return entries
+
+
+def window_starts(timestamps: np.ndarray, chunk_size: int, stride: int) -> np.ndarray:
+    """Start rows of every full window that lies inside one gap-free segment."""
+    steps = np.diff(timestamps)
+    breaks = np.flatnonzero((steps <= 0) | (steps > GAP_FACTOR / SAMPLE_RATE_HZ)) + 1
+    bounds = np.concatenate([[0], breaks, [len(timestamps)]])
+    starts = [
+        np.arange(begin, end - chunk_size + 1, stride)
+        for begin, end in pairwise(bounds)
+        if end - begin >= chunk_size
+    ]
+    return np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+
+
+def tensorize(
+    splits_dir: Path, processed_dir: Path, out_dir: Path, chunk_size: int, stride: int
+) -> dict:
+    """Write `<shard>.pt`, `manifest.json` (classes, windows per split) and `norm_stats.json`."""
+    listed = {split: read_split_file(splits_dir / f"{split}.txt") for split in SPLITS}
+    total = sum(len(entries) for entries in listed.values())
+    manifest: dict = {
+        "columns": list(SENSOR_COLUMNS),
+        "chunk_size": chunk_size,
+        "stride": stride,
+        "shards": [],
+        "windows": {},
+    }
+    sums = np.zeros(len(SENSOR_COLUMNS))
+    squares = np.zeros(len(SENSOR_COLUMNS))
+    counts = np.zeros(len(SENSOR_COLUMNS))
+    activities: set[int] = set()
+    with atomic_path(out_dir) as tmp, tqdm(total=total, desc="tensorize", unit="shard") as bar:
+        for split, entries in listed.items():
+            windows = []
+            for csv_path, rows in entries:
+                table = read_shard_csv(csv_path)
+                if table.num_rows != rows:
+                    raise HarfusionError(
+                        f"{splits_dir / split}.txt: {csv_path} has {table.num_rows} rows, "
+                        f"the split file says {rows}"
+                    )
+                features = np.column_stack(
+                    [table.column(c).to_numpy(zero_copy_only=False) for c in SENSOR_COLUMNS]
+                ).astype(np.float64)
+                timestamps = table.column("timestamp_s").to_numpy()
+                activity = int(table.column("activity_id")[0].as_py())
+                subject = int(table.column("subject_id")[0].as_py())
+                activities.add(activity)
+                relative = Path(csv_path).relative_to(processed_dir).with_suffix(".pt")
+                target = tmp / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(
+                    {
+                        "features": torch.from_numpy(features.astype(np.float32)),
+                        "timestamps": torch.from_numpy(timestamps.astype(np.float64)),
+                        "activity": activity,
+                        "subject": subject,
+                    },
+                    target,
+                )
+                shard_index = len(manifest["shards"])
+                manifest["shards"].append(
+                    {
+                        "path": relative.as_posix(),
+                        "activity": activity,
+                        "subject": subject,
+                        "rows": rows,
+                        "split": split,
+                    }
+                )
+                windows += [
+                    [shard_index, int(s)] for s in window_starts(timestamps, chunk_size, stride)
+                ]
+                if split == "train":
+                    present = ~np.isnan(features)
+                    sums += np.where(present, features, 0).sum(axis=0)
+                    squares += np.where(present, features**2, 0).sum(axis=0)
+                    counts += present.sum(axis=0)
+                bar.update()
+            manifest["windows"][split] = windows
+        empty = [split for split in SPLITS if not manifest["windows"][split]]
+        if empty:
+            raise HarfusionError(
+                f"chunk_size={chunk_size}: no window fits in the {', '.join(empty)} split; "
+                "use a smaller chunk_size or more data"
+            )
+        classes = sorted(activities)
+        manifest["classes"] = classes
+        manifest["class_names"] = [activity_name(a) for a in classes]
+        mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+        variance = np.divide(squares, counts, out=np.ones_like(sums), where=counts > 0) - mean**2
+        std = np.sqrt(np.clip(variance, 0, None))
+        std[std < 1e-6] = 1.0
+        stats = {
+            "fit_on": "train",
+            "columns": list(SENSOR_COLUMNS),
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+            "count": counts.astype(int).tolist(),
+        }
+        (tmp / NORM_STATS).write_text(json.dumps(stats, indent=1))
+        (tmp / MANIFEST).write_text(json.dumps(manifest))
+    return manifest

@@ -1,0 +1,18 @@
+"""Stage synthesize: the embedded default data set, raw PAMAP2 `.dat` files."""
+
+from pathlib import Path
+
+from harfusion.synthetic import generate
+
+from harfusion.cli import run_stage
+from harfusion.params import Params
+
+
+def main(params: Params) -> None:
+    synthetic = params.data.synthetic
+    summary = generate(synthetic, synthetic.seed, Path(synthetic.out_dir))
+    print(summary)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,84 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.csv as pacsv
+import pytest
+
+from harfusion.errors import HarfusionError
+from harfusion.pamap2 import PROCESSED_COLUMNS
+from harfusion.preprocess import fill_heart_rate, preprocess
+from tests.conftest import write_recording
+
+
+def _run(raw: Path, out: Path, sessions=("Protocol", "Optional"), max_shard_mb=19.0):
+    return preprocess(raw, out, list(sessions), hr_median_window=25, max_shard_mb=max_shard_mb)
+
+
+def test_shards_per_subject_and_activity(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    write_recording(raw / "Protocol" / "subject101.dat", [(1, 50), (0, 20), (4, 80)])
+    write_recording(raw / "Optional" / "subject101.dat", [(9, 40)], seed=1)
+    write_recording(raw / "Protocol" / "subject102.dat", [(4, 30), (0, 5), (1, 60)], seed=2)
+    shards = _run(raw, tmp_path / "processed")
+    got = {(s["subject"], s["activity"]): s["rows"] for s in shards}
+    assert got == {(101, 1): 50, (101, 4): 80, (101, 9): 40, (102, 1): 60, (102, 4): 30}
+    table = pacsv.read_csv(tmp_path / "processed" / "subject_101" / "activity_9.csv")
+    assert tuple(table.column_names) == PROCESSED_COLUMNS
+    assert set(table.column("session").to_pylist()) == {"Optional"}
+    assert set(table.column("activity_id").to_pylist()) == {9}
+    index = json.loads((tmp_path / "processed" / "shards.json").read_text())
+    assert index == shards
+
+
+def test_sessions_param_filters(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    write_recording(raw / "Protocol" / "subject101.dat", [(1, 50)])
+    write_recording(raw / "Optional" / "subject101.dat", [(9, 40)])
+    shards = _run(raw, tmp_path / "out", sessions=["Protocol"])
+    assert {s["activity"] for s in shards} == {1}
+
+
+def test_heart_rate_filled_without_gaps(tmp_path: Path) -> None:
+    hr = np.full(100, np.nan)
+    hr[10], hr[50], hr[90] = 70.0, 100.0, 90.0
+    filled = fill_heart_rate(hr, window=1)
+    assert not np.isnan(filled).any()
+    assert filled[0] == 70.0  # back-filled
+    assert filled[49] == 70.0 and filled[50] == 100.0  # forward-filled
+    hr[51] = 70.0
+    smoothed = fill_heart_rate(hr, window=25)
+    assert smoothed[50] == 70.0  # a one-sample spike is removed by the rolling median
+    assert smoothed[95] == 90.0
+
+
+def test_large_shard_split_into_parts(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    write_recording(raw / "Protocol" / "subject101.dat", [(4, 3000)])
+    shards = _run(raw, tmp_path / "out", max_shard_mb=0.5)
+    assert len(shards) > 1
+    assert sum(s["rows"] for s in shards) == 3000
+    for shard in shards:
+        path = tmp_path / "out" / shard["path"]
+        assert path.stat().st_size < 0.5e6
+        assert "_part" in path.name
+
+
+def test_no_dat_files(tmp_path: Path) -> None:
+    (tmp_path / "raw" / "Protocol").mkdir(parents=True)
+    with pytest.raises(HarfusionError, match=r"no \.dat files"):
+        _run(tmp_path / "raw", tmp_path / "out")
+
+
+def test_bad_row_leaves_previous_output_untouched(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    write_recording(raw / "Protocol" / "subject101.dat", [(1, 50)])
+    out = tmp_path / "out"
+    _run(raw, out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    bad = write_recording(raw / "Protocol" / "subject102.dat", [(1, 50)])
+    bad.write_text(bad.read_text() + "1 2 3\n")
+    with pytest.raises(HarfusionError, match=r"subject102.dat:51: expected 54"):
+        _run(raw, out)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -1,0 +1,138 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.csv as pacsv
+import pytest
+import torch
+
+from harfusion.dataset import LegacyNpyWindows, ShardWindows, load_tensor_shard, open_windows
+from harfusion.errors import HarfusionError
+from harfusion.pamap2 import SENSOR_COLUMNS
+from harfusion.params import SplitParams
+from harfusion.preprocess import preprocess
+from harfusion.splits import write_splits
+from harfusion.tensorize import tensorize, window_starts
+from tests.conftest import write_recording
+
+MODALITIES = ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
+GROUPS = ["acc16", "gyro", "mag"]
+
+
+@pytest.fixture
+def tensors(tmp_path: Path) -> Path:
+    raw = tmp_path / "raw"
+    for subject in range(101, 106):
+        segments = [(a, 300 + 37 * subject % 100) for a in (1, 4, 5)]
+        segments.insert(2, (0, 30))
+        write_recording(raw / "Protocol" / f"subject{subject}.dat", segments, seed=subject)
+    preprocess(raw, tmp_path / "processed", ["Protocol"], 25, 19.0)
+    write_splits(tmp_path / "processed", tmp_path / "splits", SplitParams())
+    tensorize(tmp_path / "splits", tmp_path / "processed", tmp_path / "tensors", 64, 32)
+    return tmp_path
+
+
+def test_window_starts_respect_gaps() -> None:
+    t = np.concatenate([np.arange(100) * 0.01, 5 + np.arange(50) * 0.01])
+    starts = window_starts(t, chunk_size=40, stride=20)
+    assert starts.tolist() == [0, 20, 40, 60, 100]
+    for s in starts:
+        assert np.all(np.diff(t[s : s + 40]) < 0.015)
+
+
+def test_windows_stay_inside_one_shard_and_split(tensors: Path) -> None:
+    manifest = json.loads((tensors / "tensors" / "manifest.json").read_text())
+    assert manifest["classes"] == [1, 4, 5]
+    for split, windows in manifest["windows"].items():
+        assert windows, split
+        for shard_index, start in windows:
+            shard = manifest["shards"][shard_index]
+            assert shard["split"] == split
+            assert start + 64 <= shard["rows"]
+            data = load_tensor_shard(tensors / "tensors" / shard["path"])
+            steps = np.diff(data["timestamps"][start : start + 64].numpy())
+            assert np.all((steps > 0) & (steps < 0.015))
+
+
+def test_norm_stats_fit_on_train_rows_only(tensors: Path) -> None:
+    stats = json.loads((tensors / "tensors" / "norm_stats.json").read_text())
+    train = [
+        line.rpartition(",")[0]
+        for line in (tensors / "splits" / "train.txt").read_text().splitlines()
+    ]
+    column = SENSOR_COLUMNS.index("chest_gyro_y")
+    values = np.concatenate(
+        [pacsv.read_csv(p).column("chest_gyro_y").to_numpy(zero_copy_only=False) for p in train]
+    )
+    assert stats["mean"][column] == pytest.approx(np.nanmean(values))
+    assert stats["std"][column] == pytest.approx(np.nanstd(values), rel=1e-6)
+    assert stats["count"][column] == np.count_nonzero(~np.isnan(values))
+
+
+def test_dataset_slices_modalities(tensors: Path) -> None:
+    data = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS)
+    sample = data[0]
+    assert {m: v.shape for m, v in sample["inputs"].items()} == {
+        "imu_hand": (64, 9),
+        "imu_chest": (64, 9),
+        "imu_ankle": (64, 9),
+        "heart_rate": (64, 1),
+    }
+    assert sample["mask"].tolist() == [True] * 4
+    assert 0 <= sample["label"] < 3
+    lazy = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS, prefetch_shards=False)
+    for modality in MODALITIES:
+        assert torch.equal(lazy[3]["inputs"][modality], data[3]["inputs"][modality])
+    only = ShardWindows(tensors / "tensors", "val", ["imu_ankle"], ["temperature", "acc6"])
+    assert only[0]["inputs"]["imu_ankle"].shape == (64, 4)
+
+
+def test_dataset_replaces_nan(tensors: Path) -> None:
+    data = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS)
+    shard = data.shards[0]
+    path = tensors / "tensors" / shard["path"]
+    payload = load_tensor_shard(path)
+    payload["features"][:, :] = float("nan")
+    torch.save(payload, path)
+    fresh = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS)
+    index = int(np.flatnonzero(fresh.windows[:, 0].numpy() == 0)[0])
+    assert all(torch.isfinite(v).all() for v in fresh[index]["inputs"].values())
+
+
+def test_truncated_tensor_shard(tensors: Path) -> None:
+    manifest = json.loads((tensors / "tensors" / "manifest.json").read_text())
+    path = tensors / "tensors" / manifest["shards"][0]["path"]
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(HarfusionError, match=f"{path}: not a readable tensor shard"):
+        ShardWindows(tensors / "tensors", manifest["shards"][0]["split"], MODALITIES, GROUPS)
+
+
+def test_chunk_too_long_is_an_error_and_keeps_outputs(tensors: Path) -> None:
+    before = (tensors / "tensors" / "manifest.json").read_text()
+    with pytest.raises(HarfusionError, match="chunk_size=100000"):
+        tensorize(tensors / "splits", tensors / "processed", tensors / "tensors", 100_000, 100_000)
+    assert (tensors / "tensors" / "manifest.json").read_text() == before
+
+
+def test_legacy_npy_fallback(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("val", 2)):
+        for modality, channels in (("imu_hand", 9), ("heart_rate", 1)):
+            array = rng.normal(size=(n, 32, channels)).astype(np.float32)
+            array[0, 0, 0] = np.nan
+            np.save(tmp_path / f"{split}_{modality}.npy", array)
+        np.save(tmp_path / f"{split}_labels.npy", rng.choice([4, 7, 12], size=n))
+    data = open_windows(tmp_path, "val", ["imu_hand", "heart_rate"], GROUPS)
+    assert isinstance(data, LegacyNpyWindows)
+    assert len(data) == 2 and data.chunk_size == 32
+    assert data.classes == sorted(
+        {*np.load(tmp_path / "train_labels.npy"), *np.load(tmp_path / "val_labels.npy")}
+    )
+    assert torch.isfinite(data[0]["inputs"]["imu_hand"]).all()
+    with pytest.raises(HarfusionError, match="imu_chest"):
+        open_windows(tmp_path, "val", ["imu_chest"], GROUPS)
+
+
+def test_no_data_at_all(tmp_path: Path) -> None:
+    with pytest.raises(HarfusionError, match="dvc repro tensorize"):
+        open_windows(tmp_path, "train", MODALITIES, GROUPS)
