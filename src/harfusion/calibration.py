@@ -1,0 +1,72 @@
+"""Calibration: ECE / MCE, NLL, Brier, reliability bins and temperature scaling."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.functional.classification import multiclass_calibration_error
+
+
+def expected_calibration_error(probs: Tensor, labels: Tensor, bins: int) -> float:
+    """ECE over equal-width confidence bins (top-label), as in Guo et al. 2017."""
+    return float(
+        multiclass_calibration_error(probs, labels, probs.shape[1], n_bins=bins, norm="l1")
+    )
+
+
+def maximum_calibration_error(probs: Tensor, labels: Tensor, bins: int) -> float:
+    return float(
+        multiclass_calibration_error(probs, labels, probs.shape[1], n_bins=bins, norm="max")
+    )
+
+
+def brier_score(probs: Tensor, labels: Tensor) -> float:
+    """Multiclass Brier score: mean over windows of the squared error summed over classes."""
+    onehot = F.one_hot(labels, probs.shape[1]).to(probs.dtype)
+    return float(((probs - onehot) ** 2).sum(dim=1).mean())
+
+
+def negative_log_likelihood(logits: Tensor, labels: Tensor) -> float:
+    return float(F.cross_entropy(logits, labels))
+
+
+def reliability_bins(probs: Tensor, labels: Tensor, bins: int) -> dict[str, list[float]]:
+    """Per confidence bin: mean confidence, accuracy and window count (for the diagram)."""
+    confidence, predicted = probs.max(dim=1)
+    correct = (predicted == labels).to(probs.dtype)
+    index = torch.clamp((confidence * bins).long(), max=bins - 1)
+    count = torch.bincount(index, minlength=bins).to(probs.dtype)
+    safe = count.clamp(min=1)
+    return {
+        "lower": [i / bins for i in range(bins)],
+        "confidence": (torch.bincount(index, confidence, bins) / safe).tolist(),
+        "accuracy": (torch.bincount(index, correct, bins) / safe).tolist(),
+        "count": count.long().tolist(),
+    }
+
+
+def fit_temperature(logits: Tensor, labels: Tensor, max_iter: int = 100) -> float:
+    """One temperature T minimising validation NLL of softmax(logits / T); argmax is unchanged."""
+    log_t = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+    logits = logits.detach().float()
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(log_t.exp())
+
+
+def calibration_summary(logits: Tensor, labels: Tensor, bins: int) -> dict[str, float]:
+    probs = logits.softmax(dim=1)
+    return {
+        "nll": negative_log_likelihood(logits, labels),
+        "brier": brier_score(probs, labels),
+        "ece": expected_calibration_error(probs, labels, bins),
+        "mce": maximum_calibration_error(probs, labels, bins),
+    }

@@ -1,0 +1,58 @@
+"""The LightningModule: a fusion model trained with modality dropout and augmentation."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from harfusion.augment import add_noise, jitter
+from harfusion.fusion import FusionOutput, build_model
+from harfusion.masking import random_modality_mask
+from harfusion.params import Params
+
+Batch = dict
+
+
+class FusionClassifier(L.LightningModule):
+    def __init__(self, params: Params, channels: dict[str, int], num_classes: int) -> None:
+        super().__init__()
+        self.params = params
+        self.model = build_model(params, channels, num_classes)
+        self.modalities = list(params.modalities)
+        self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
+        self.val_f1 = MulticlassF1Score(num_classes, average="macro")
+
+    def forward(self, inputs: dict[str, Tensor], mask: Tensor) -> FusionOutput:
+        return self.model(inputs, mask)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        train = self.params.train
+        inputs = {m: add_noise(jitter(x, train.jitter_steps), train.noise_std) for m, x in batch["inputs"].items()}
+        dropped = random_modality_mask(
+            len(batch["label"]), len(self.modalities), train.modality_dropout, device=self.device
+        )
+        output = self.model(inputs, batch["mask"] & dropped)
+        loss = F.cross_entropy(output.logits, batch["label"], label_smoothing=train.label_smoothing)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        output = self.model(batch["inputs"], batch["mask"])
+        loss = F.cross_entropy(output.logits, batch["label"])
+        size = len(batch["label"])
+        self.val_accuracy(output.logits, batch["label"])
+        self.val_f1(output.logits, batch["label"])
+        self.log("val_loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
+        self.log("val_acc", self.val_accuracy, prog_bar=True, batch_size=size)
+        self.log("val_f1_macro", self.val_f1, batch_size=size)
+
+    def configure_optimizers(self):
+        train = self.params.train
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay
+        )
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=train.max_epochs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}

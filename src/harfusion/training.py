@@ -1,0 +1,111 @@
+"""Fit a fusion model with Lightning and export its best weights for evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from dvclive.lightning import DVCLiveLogger
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from harfusion.atomic import atomic_path
+from harfusion.classifier import FusionClassifier
+from harfusion.datamodule import WindowDataModule
+from harfusion.errors import HarfusionError
+from harfusion.fusion import FusionModel, build_model, channels_for
+from harfusion.params import Params
+
+MODEL_FILE = "model.pt"
+
+
+def architecture(params: Params) -> dict:
+    """The params that decide the network's shape; evaluation checks them against the file."""
+    keys = ("fusion", "heads", "modalities", "model")
+    return {key: value for key, value in params.model_dump().items() if key in keys} | {
+        "channel_groups": params.dataset.channel_groups
+    }
+
+
+def _precision() -> str:
+    return "bf16-mixed" if torch.cuda.is_available() else "32-true"
+
+
+def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -> dict:
+    """Train, keep the best validation-loss checkpoint, write `models/model.pt`."""
+    L.seed_everything(params.seed, workers=True, verbose=False)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    train = params.train
+    data = WindowDataModule(tensor_dir, params)
+    channels = channels_for(params)
+    module = FusionClassifier(params, channels, len(data.classes))
+    if train.compile:
+        module.model = torch.compile(module.model)  # ty: ignore[invalid-assignment]
+    checkpoints = models_dir / "checkpoints"
+    checkpoint = ModelCheckpoint(
+        dirpath=checkpoints, filename="best", monitor="val_loss", mode="min", save_last=train.resume
+    )
+    trainer = L.Trainer(
+        max_epochs=train.max_epochs,
+        min_epochs=train.min_epochs,
+        accelerator=train.accelerator,
+        devices=train.devices,
+        strategy=train.strategy,
+        num_nodes=train.num_nodes,
+        precision=_precision(),  # ty: ignore[invalid-argument-type]
+        gradient_clip_val=train.gradient_clip_norm,
+        gradient_clip_algorithm="norm",
+        deterministic="warn" if torch.cuda.is_available() else True,
+        limit_train_batches=train.limit_train_batches,
+        callbacks=[EarlyStopping("val_loss", patience=train.patience), checkpoint],
+        logger=DVCLiveLogger(dir=str(reports_dir), dvcyaml=False, save_dvc_exp=False),
+        log_every_n_steps=1,
+        enable_model_summary=True,
+    )
+    resume = checkpoints / "last.ckpt" if train.resume else None
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=resume if resume and resume.exists() else None)
+    seconds = time.perf_counter() - started
+    if not trainer.is_global_zero:
+        return {}
+    best = torch.load(checkpoint.best_model_path, weights_only=True, map_location="cpu")
+    state = {k.removeprefix("model."): v for k, v in best["state_dict"].items() if k.startswith("model.")}
+    summary = {
+        "epochs": trainer.current_epoch,
+        "best_val_loss": float(checkpoint.best_model_score or float("nan")),
+        "fit_seconds": round(seconds, 2),
+        "seconds_per_epoch": round(seconds / max(trainer.current_epoch, 1), 3),
+    }
+    with atomic_path(models_dir / MODEL_FILE) as tmp:
+        torch.save(
+            {
+                "state_dict": state,
+                "classes": data.classes,
+                "class_names": data.class_names,
+                "channels": channels,
+                "architecture": architecture(params),
+                "summary": summary,
+            },
+            tmp,
+        )
+    return summary
+
+
+def load_model(params: Params, models_dir: Path) -> tuple[FusionModel, dict]:
+    """Rebuild the trained network; refuse a file trained with different architecture params."""
+    path = models_dir / MODEL_FILE
+    try:
+        saved = torch.load(path, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise HarfusionError(f"{path}: no trained model; run `dvc repro train`") from None
+    if saved["architecture"] != architecture(params):
+        raise HarfusionError(
+            f"{path}: trained with {json.dumps(saved['architecture'])}, "
+            f"params.yaml now says {json.dumps(architecture(params))}; run `dvc repro train`"
+        )
+    model = build_model(params, saved["channels"], len(saved["classes"]))
+    model.load_state_dict(saved["state_dict"])
+    return model.eval(), saved
