@@ -9,27 +9,10 @@ import torch
 from harfusion.dataset import LegacyNpyWindows, ShardWindows, load_tensor_shard, open_windows
 from harfusion.errors import HarfusionError
 from harfusion.pamap2 import SENSOR_COLUMNS
-from harfusion.params import SplitParams
-from harfusion.preprocess import preprocess
-from harfusion.splits import write_splits
 from harfusion.tensorize import tensorize, window_starts
-from tests.conftest import write_recording
 
 MODALITIES = ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
 GROUPS = ["acc16", "gyro", "mag"]
-
-
-@pytest.fixture
-def tensors(tmp_path: Path) -> Path:
-    raw = tmp_path / "raw"
-    for subject in range(101, 106):
-        segments = [(a, 300 + 37 * subject % 100) for a in (1, 4, 5)]
-        segments.insert(2, (0, 30))
-        write_recording(raw / "Protocol" / f"subject{subject}.dat", segments, seed=subject)
-    preprocess(raw, tmp_path / "processed", ["Protocol"], 25, 19.0)
-    write_splits(tmp_path / "processed", tmp_path / "splits", SplitParams())
-    tensorize(tmp_path / "splits", tmp_path / "processed", tmp_path / "tensors", 64, 32)
-    return tmp_path
 
 
 def test_window_starts_respect_gaps() -> None:

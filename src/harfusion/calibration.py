@@ -59,7 +59,7 @@ def fit_temperature(logits: Tensor, labels: Tensor, max_iter: int = 100) -> floa
         return loss
 
     optimizer.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 def calibration_summary(logits: Tensor, labels: Tensor, bins: int) -> dict[str, float]:

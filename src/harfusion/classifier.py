@@ -30,13 +30,24 @@ class FusionClassifier(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         train = self.params.train
-        inputs = {m: add_noise(jitter(x, train.jitter_steps), train.noise_std) for m, x in batch["inputs"].items()}
+        inputs = {
+            m: add_noise(jitter(x, train.jitter_steps), train.noise_std)
+            for m, x in batch["inputs"].items()
+        }
         dropped = random_modality_mask(
             len(batch["label"]), len(self.modalities), train.modality_dropout, device=self.device
         )
         output = self.model(inputs, batch["mask"] & dropped)
         loss = F.cross_entropy(output.logits, batch["label"], label_smoothing=train.label_smoothing)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(batch["label"]),
+            sync_dist=True,
+        )
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -55,4 +66,7 @@ class FusionClassifier(L.LightningModule):
             self.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay
         )
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=train.max_epochs)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": schedule, "interval": "epoch"},
+        }

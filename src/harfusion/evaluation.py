@@ -69,7 +69,9 @@ def classification_metrics(logits: Tensor, labels: Tensor, class_names: list[str
     per_class = f1_score(truth, predicted, labels=present, average=None, zero_division=0)
     return {
         "accuracy": float((predicted == truth).mean()),
-        "f1_macro": float(f1_score(truth, predicted, labels=present, average="macro", zero_division=0)),
+        "f1_macro": float(
+            f1_score(truth, predicted, labels=present, average="macro", zero_division=0)
+        ),
         "f1_weighted": float(
             f1_score(truth, predicted, labels=present, average="weighted", zero_division=0)
         ),
@@ -119,7 +121,9 @@ def uncertainty_metrics(mc_probs: Tensor, labels: Tensor, bins: int) -> dict:
         "predictive_entropy": split(entropy),
         "mutual_information": split(mutual_information),
         "ece": expected_calibration_error(mean, labels, bins),
-        "error_auroc_entropy": float(roc_auc_score(wrong.numpy(), entropy.numpy())) if both_kinds else None,
+        "error_auroc_entropy": float(roc_auc_score(wrong.numpy(), entropy.numpy()))
+        if both_kinds
+        else None,
         "error_auroc_mutual_information": (
             float(roc_auc_score(wrong.numpy(), mutual_information.numpy())) if both_kinds else None
         ),
@@ -188,7 +192,9 @@ def calibrated_metrics(
     metrics |= {f"{key}_after": value for key, value in after.items()}
     metrics["temperature"] = temperature
     metrics["val_nll_before"] = calibration_summary(val.logits, val.labels, bins)["nll"]
-    metrics["val_nll_after"] = calibration_summary(val.logits / temperature, val.labels, bins)["nll"]
+    metrics["val_nll_after"] = calibration_summary(val.logits / temperature, val.labels, bins)[
+        "nll"
+    ]
     reliability = {
         "before": reliability_bins(test.logits.softmax(dim=1), test.labels, bins),
         "after": reliability_bins((test.logits / temperature).softmax(dim=1), test.labels, bins),
@@ -205,7 +211,9 @@ def _attention_tables(
     labels = test.labels.numpy()
     per_class = np.array(
         [
-            weights[labels == c].mean(axis=0) if (labels == c).any() else np.full(weights.shape[1], np.nan)
+            weights[labels == c].mean(axis=0)
+            if (labels == c).any()
+            else np.full(weights.shape[1], np.nan)
             for c in range(classes)
         ]
     )
@@ -236,7 +244,8 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
     attention, per_class = _attention_tables(model, test, test_loader, len(class_names))
     predicted = test.logits.argmax(dim=1).tolist()
     confusion = "actual,predicted\n" + "".join(
-        f"{class_names[a]},{class_names[p]}\n" for a, p in zip(test.labels.tolist(), predicted, strict=True)
+        f"{class_names[a]},{class_names[p]}\n"
+        for a, p in zip(test.labels.tolist(), predicted, strict=True)
     )
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
@@ -247,7 +256,11 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
         (tmp / "confusion.csv").write_text(confusion)
         reliability_diagram(reliability, temperature, tmp / "calibration.png")
         attention_figure(
-            list(model.modalities), class_names, attention, per_class, params.fusion,
+            list(model.modalities),
+            class_names,
+            attention,
+            per_class,
+            params.fusion,
             tmp / "attention_viz.png",
         )
     return metrics

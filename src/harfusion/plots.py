@@ -30,7 +30,10 @@ def reliability_diagram(reliability: dict, temperature: float, path: Path) -> No
     """Accuracy vs confidence per bin, before and after temperature scaling, with bin counts."""
     figure, axes = plt.subplots(2, 2, figsize=(10, 7), height_ratios=[3, 1], sharex=True)
     for column, (key, title) in enumerate(
-        (("before", "before temperature scaling"), ("after", f"after scaling (T = {temperature:.2f})"))
+        (
+            ("before", "before temperature scaling"),
+            ("after", f"after scaling (T = {temperature:.2f})"),
+        )
     ):
         bins = reliability[key]
         width = bins["lower"][1] - bins["lower"][0]
@@ -38,10 +41,21 @@ def reliability_diagram(reliability: dict, temperature: float, path: Path) -> No
         counts = np.array(bins["count"])
         shown = counts > 0
         top, bottom = axes[0, column], axes[1, column]
-        top.bar(centres[shown], np.array(bins["accuracy"])[shown], width=width * 0.9,
-                color="tab:blue", edgecolor="black", label="accuracy in bin")
-        top.plot(centres[shown], np.array(bins["confidence"])[shown], "o", color="tab:red",
-                 label="mean confidence in bin")
+        top.bar(
+            centres[shown],
+            np.array(bins["accuracy"])[shown],
+            width=width * 0.9,
+            color="tab:blue",
+            edgecolor="black",
+            label="accuracy in bin",
+        )
+        top.plot(
+            centres[shown],
+            np.array(bins["confidence"])[shown],
+            "o",
+            color="tab:red",
+            label="mean confidence in bin",
+        )
         top.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
         top.set(title=f"Reliability {title}", ylabel="accuracy", ylim=(0, 1), xlim=(0, 1))
         top.legend(loc="upper left", fontsize=8)
@@ -51,14 +65,23 @@ def reliability_diagram(reliability: dict, temperature: float, path: Path) -> No
 
 
 def _heatmap(axis, values: np.ndarray, rows: list[str], columns: list[str], title: str, label: str):
-    image = axis.imshow(values, cmap="viridis", vmin=0, vmax=max(1e-9, float(np.nanmax(values))), aspect="auto")
+    image = axis.imshow(
+        values, cmap="viridis", vmin=0, vmax=max(1e-9, float(np.nanmax(values))), aspect="auto"
+    )
     axis.set_xticks(range(len(columns)), columns, rotation=30, ha="right")
     axis.set_yticks(range(len(rows)), rows)
     axis.set_title(title)
     for (i, j), value in np.ndenumerate(values):
         if not np.isnan(value):
-            axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                      color="white" if value < 0.6 * np.nanmax(values) else "black")
+            axis.text(
+                j,
+                i,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value < 0.6 * np.nanmax(values) else "black",
+            )
     axis.figure.colorbar(image, ax=axis, label=label)
 
 
@@ -75,19 +98,35 @@ def attention_figure(
     labels = [_label(m) for m in modalities]
     if attention is not None:
         figure, axes = plt.subplots(1, 2, figsize=(13, max(5, 0.35 * len(class_names) + 2)))
-        _heatmap(axes[0], attention, labels, labels,
-                 "Mean cross-modal attention (test set)\nrow = query modality, column = key",
-                 "attention weight")
-        _heatmap(axes[1], per_class, class_names, labels,
-                 "Learned modality weight per activity\n(mean over test windows)", "modality weight")
+        _heatmap(
+            axes[0],
+            attention,
+            labels,
+            labels,
+            "Mean cross-modal attention (test set)\nrow = query modality, column = key",
+            "attention weight",
+        )
+        _heatmap(
+            axes[1],
+            per_class,
+            class_names,
+            labels,
+            "Learned modality weight per activity\n(mean over test windows)",
+            "modality weight",
+        )
         axes[0].set(xlabel="attended modality (key)", ylabel="attending modality (query)")
         axes[1].set(xlabel="modality", ylabel="true activity")
     else:
         figure, axis = plt.subplots(figsize=(8, max(5, 0.35 * len(class_names) + 2)))
-        _heatmap(axis, per_class, class_names, labels,
-                 f"{fusion} fusion has no cross-modal attention to show.\n"
-                 "Instead: probability of the true activity with only this modality present",
-                 "mean probability of the true class")
+        _heatmap(
+            axis,
+            per_class,
+            class_names,
+            labels,
+            f"{fusion} fusion has no cross-modal attention to show.\n"
+            "Instead: probability of the true activity with only this modality present",
+            "mean probability of the true class",
+        )
         axis.set(xlabel="the one modality present", ylabel="true activity")
     _save(figure, path)
 
@@ -100,12 +139,19 @@ def missing_modality_bars(results: dict, full_key: str, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(9, 0.4 * len(names) + 1.8))
     colours = ["tab:orange" if key == full_key else "tab:blue" for key, _ in ordered]
     axis.barh(names, scores, color=colours)
-    axis.axvline(results[full_key]["f1_macro"], color="black", linestyle="--",
-                 label="all trained modalities present")
+    axis.axvline(
+        results[full_key]["f1_macro"],
+        color="black",
+        linestyle="--",
+        label="all trained modalities present",
+    )
     for y, score in enumerate(scores):
         axis.text(score + 0.01, y, f"{score:.2f}", va="center", fontsize=8)
-    axis.set(xlim=(0, 1.08), xlabel="test macro F1", title="Missing modalities: test macro F1 "
-             "with only the listed modalities present")
+    axis.set(
+        xlim=(0, 1.08),
+        xlabel="test macro F1",
+        title="Missing modalities: test macro F1 with only the listed modalities present",
+    )
     axis.legend(loc="lower right")
     _save(figure, path)
 
@@ -130,5 +176,7 @@ def calibration_change_bars(metrics: dict, path: Path) -> None:
         for x, value in enumerate(values):
             axis.text(x, value, f"{value:.3f}", ha="center", va="bottom", fontsize=8)
         axis.set(title=label, ylabel="lower is better")
-    figure.suptitle(f"Test calibration before / after temperature scaling (T = {metrics['temperature']:.2f})")
+    figure.suptitle(
+        f"Test calibration before / after temperature scaling (T = {metrics['temperature']:.2f})"
+    )
     _save(figure, path)

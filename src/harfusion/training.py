@@ -72,7 +72,9 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
     if not trainer.is_global_zero:
         return {}
     best = torch.load(checkpoint.best_model_path, weights_only=True, map_location="cpu")
-    state = {k.removeprefix("model."): v for k, v in best["state_dict"].items() if k.startswith("model.")}
+    state = {
+        k.removeprefix("model."): v for k, v in best["state_dict"].items() if k.startswith("model.")
+    }
     summary = {
         "epochs": trainer.current_epoch,
         "best_val_loss": float(checkpoint.best_model_score or float("nan")),

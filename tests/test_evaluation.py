@@ -1,0 +1,65 @@
+import torch
+from torch.utils.data import DataLoader
+
+from harfusion.evaluation import mc_dropout_probs, missing_modality_metrics, predict
+from harfusion.fusion import build_model, channels_for
+from harfusion.masking import nonempty_subsets
+from harfusion.params import Params
+
+MODALITIES = ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
+
+
+def _loader(params: Params, seed: int, n: int = 24, steps: int = 64) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    channels = channels_for(params)
+    labels = torch.arange(n) % 3
+    samples = []
+    for i in range(n):
+        inputs = {m: torch.randn(steps, c, generator=generator) for m, c in channels.items()}
+        inputs["imu_ankle"] += 3.0 * labels[i]  # only the ankle carries the class
+        samples.append(
+            {
+                "inputs": inputs,
+                "mask": torch.ones(len(MODALITIES), dtype=torch.bool),
+                "label": int(labels[i]),
+            }
+        )
+    return DataLoader(samples, batch_size=8)
+
+
+def _trained(fusion: str) -> tuple:
+    params = Params.model_validate(
+        {"fusion": fusion, "chunk_size": 64, "model": {"dropout": 0.5, "encoder": "cnn"}}
+    )
+    torch.manual_seed(0)
+    model = build_model(params, channels_for(params), 3)
+    loader = _loader(params, seed=0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(25):
+        for batch in loader:
+            loss = torch.nn.functional.cross_entropy(
+                model(batch["inputs"], batch["mask"]).logits, batch["label"]
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval(), _loader(params, seed=1)  # fresh noise: only the ankle signal carries over
+
+
+def test_mc_dropout_varies_and_plain_predict_does_not() -> None:
+    model, loader = _trained("hybrid")
+    samples = mc_dropout_probs(model, loader, samples=4, seed=0)
+    assert samples.shape[0] == 4
+    assert (samples[0] - samples[1]).abs().max() > 1e-4
+    assert not model.training and not any(m.training for m in model.modules())
+    first, second = predict(model, loader).logits, predict(model, loader).logits
+    assert torch.equal(first, second)
+
+
+def test_missing_modality_covers_15_subsets_and_really_removes_data() -> None:
+    model, loader = _trained("late")
+    results = missing_modality_metrics(model, loader, 1.0, ["a", "b", "c"], bins=15)
+    assert len(results) == 15
+    assert {tuple(r["modalities"]) for r in results.values()} == set(nonempty_subsets(MODALITIES))
+    assert results["imu_ankle"]["accuracy"] >= 0.9  # the ankle carries the class
+    assert results["imu_hand+imu_chest+heart_rate"]["accuracy"] <= 0.6  # chance is 1/3
