@@ -1,0 +1,140 @@
+"""End to end on a fresh clone, through the README's own commands and real DVC."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SETUP = ["uv run dvc repro", "uv run pytest"]
+# Small enough for CI, big enough that every activity lands in every split.
+SMOKE = {
+    "chunk_size": 128,
+    "data": {
+        "synthetic": {
+            "subjects": [101, 102, 103, 104, 105, 106],
+            "seconds_per_activity": 8.0,
+            "transient_seconds": 2.0,
+        }
+    },
+    "model": {"embed_dim": 16, "conv_channels": [8, 16], "conv_strides": [4, 4]},
+    "train": {"max_epochs": 2},
+    "evaluate": {"mc_samples": 3, "latency_batches": 3},
+}
+UV = os.environ.get("UV") or shutil.which("uv")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(UV is None or shutil.which("git") is None, reason="needs uv and git"),
+]
+
+
+def readme_setup() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Setup", 1)[1].split("\n## ", 1)[0]
+    return [line.strip() for line in section.splitlines() if line.startswith("    ")]
+
+
+def test_readme_setup_is_exactly_two_commands() -> None:
+    assert readme_setup() == SETUP
+
+
+def _merge(base: dict, override: dict) -> dict:
+    return {
+        key: _merge(base[key], value) if isinstance(value, dict) else value
+        for key, value in override.items()
+    } | {key: value for key, value in base.items() if key not in override}
+
+
+def run(clone: Path, command: str, ok: bool = True) -> subprocess.CompletedProcess:
+    assert UV is not None
+    argv = [UV, *command.split()[1:]] if command.startswith("uv ") else command.split()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
+    result = subprocess.run(argv, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    if ok:
+        assert result.returncode == 0, (
+            f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def ran_stages(result: subprocess.CompletedProcess) -> list[str]:
+    return re.findall(r"Running stage '(\w+)'", result.stdout + result.stderr)
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("fresh") / "harfusion"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
+    params = yaml.safe_load((target / "params.yaml").read_text())
+    (target / "params.yaml").write_text(yaml.safe_dump(_merge(params, SMOKE), sort_keys=False))
+    for command in ("git add params.yaml", "git -c user.name=t -c user.email=t@t commit -qm smoke"):
+        subprocess.run(command.split(), cwd=target, check=True)
+    first = run(target, SETUP[0])
+    assert ran_stages(first) == [
+        "check_params",
+        "synthesize",
+        "preprocess",
+        "split",
+        "tensorize",
+        "train",
+        "evaluate",
+        "analyze",
+    ]
+    return target
+
+
+def test_repro_outputs(clone: Path) -> None:
+    metrics = json.loads((clone / "reports" / "eval" / "metrics.json").read_text())
+    for key in ("accuracy", "f1_macro", "f1_weighted", "ece_before", "ece_after", "brier_after"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["temperature"] > 0
+    assert len(metrics["per_class_f1"]) == 18
+    missing = json.loads((clone / "reports" / "eval" / "missing_modality.json").read_text())
+    assert len(missing) == 15
+    uncertainty = json.loads((clone / "reports" / "eval" / "uncertainty.json").read_text())
+    assert uncertainty["mc_samples"] == 3
+    split = json.loads((clone / "data" / "splits" / "summary.json").read_text())
+    assert abs(split["fractions"]["train"] - 0.70) <= 0.01
+    for png in [
+        *(clone / "reports" / "eval").glob("*.png"),
+        *(clone / "reports" / "analysis").glob("*.png"),
+    ]:
+        height, width = matplotlib.image.imread(png).shape[:2]
+        assert height > 300 and width > 500, png
+    assert len(list((clone / "reports").rglob("*.png"))) == 5
+
+
+def test_second_repro_runs_nothing(clone: Path) -> None:
+    assert ran_stages(run(clone, "uv run dvc repro")) == []
+
+
+def test_param_typo_fails_with_the_key(clone: Path) -> None:
+    result = run(clone, "uv run dvc exp run -S fusoin=early", ok=False)
+    assert result.returncode != 0
+    assert "fusoin" in result.stdout + result.stderr
+    subprocess.run(["git", "checkout", "params.yaml"], cwd=clone, check=True)
+
+
+def test_chunk_size_reruns_from_tensorize_and_switching_back_uses_the_cache(clone: Path) -> None:
+    changed = run(clone, "uv run dvc exp run -S chunk_size=96")
+    assert ran_stages(changed) == ["tensorize", "train", "evaluate", "analyze"]
+    back = run(clone, "uv run dvc exp run -S chunk_size=128")
+    assert ran_stages(back) == []
+    assert "cached" in back.stdout + back.stderr
+    assert run(clone, "uv run dvc exp show --md").stdout.count("|") > 10
+    assert "f1_macro" in run(clone, "uv run dvc metrics show").stdout
+    run(clone, "uv run dvc plots diff HEAD -o plots-out")
+    assert (clone / "plots-out" / "index.html").stat().st_size > 1000
+
+
+def test_readme_test_command_in_the_clone(clone: Path) -> None:
+    result = run(clone, f"{SETUP[1]} -q tests/test_params.py")
+    assert " passed" in result.stdout
