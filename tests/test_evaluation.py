@@ -24,7 +24,7 @@ def _loader(params: Params, seed: int, n: int = 24, steps: int = 64) -> DataLoad
                 "label": int(labels[i]),
             }
         )
-    return DataLoader(samples, batch_size=8)
+    return DataLoader(samples, batch_size=8)  # ty: ignore[invalid-argument-type]
 
 
 def _trained(fusion: str) -> tuple:

@@ -30,10 +30,6 @@ SMOKE = {
     "evaluate": {"mc_samples": 3, "latency_batches": 3},
 }
 UV = os.environ.get("UV") or shutil.which("uv")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(UV is None or shutil.which("git") is None, reason="needs uv and git"),
-]
 
 
 def readme_setup() -> list[str]:
@@ -71,6 +67,8 @@ def ran_stages(result: subprocess.CompletedProcess) -> list[str]:
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if UV is None or shutil.which("git") is None:
+        pytest.skip("needs uv and git on PATH")
     target = tmp_path_factory.mktemp("fresh") / "harfusion"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
     params = yaml.safe_load((target / "params.yaml").read_text())

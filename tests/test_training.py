@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from harfusion.params import Params
 from harfusion.training import fit, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {
+TINY: dict[str, Any] = {
     "chunk_size": 64,
     "model": {"encoder": "cnn", "embed_dim": 16, "conv_channels": [8, 16], "conv_strides": [4, 4]},
     "train": {"max_epochs": 2, "accelerator": "cpu", "jitter_steps": 4},

@@ -8,6 +8,7 @@ evaluation also use.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TypedDict
 
@@ -18,6 +19,7 @@ from torch.utils.data import Dataset
 from harfusion.errors import HarfusionError
 from harfusion.pamap2 import modality_columns
 from harfusion.tensorize import MANIFEST, NORM_STATS
+
 
 class Sample(TypedDict):
     inputs: dict[str, torch.Tensor]
@@ -43,8 +45,8 @@ class ShardWindows(Dataset):
         self,
         tensor_dir: str | Path,
         split: str,
-        modalities: list[str],
-        channel_groups: list[str],
+        modalities: Sequence[str],
+        channel_groups: Sequence[str],
         prefetch_shards: bool = True,
     ) -> None:
         self.tensor_dir = Path(tensor_dir)
@@ -105,7 +107,7 @@ class ShardWindows(Dataset):
 class LegacyNpyWindows(Dataset):
     """The old layout: `{split}_{modality}.npy` [N, T, C] beside `{split}_labels.npy` [N]."""
 
-    def __init__(self, data_dir: str | Path, split: str, modalities: list[str]) -> None:
+    def __init__(self, data_dir: str | Path, split: str, modalities: Sequence[str]) -> None:
         data_dir = Path(data_dir)
         self.modalities = list(modalities)
         arrays = {}
@@ -150,8 +152,8 @@ def _legacy_label_files(data_dir: Path) -> dict[str, Path]:
 def open_windows(
     data_dir: str | Path,
     split: str,
-    modalities: list[str],
-    channel_groups: list[str],
+    modalities: Sequence[str],
+    channel_groups: Sequence[str],
     prefetch_shards: bool = True,
 ) -> ShardWindows | LegacyNpyWindows:
     """Tensor shards when a manifest exists, else the legacy `.npy` layout."""

@@ -26,7 +26,7 @@ from harfusion.fusion import FusionModel
 from harfusion.masking import nonempty_subsets, subset_mask
 from harfusion.params import Params
 from harfusion.plots import attention_figure, reliability_diagram
-from harfusion.training import load_model
+from harfusion.training import configure_threads, load_model
 
 
 @dataclass
@@ -222,6 +222,7 @@ def _attention_tables(
 
 def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) -> dict:
     """Write every `reports/eval/` file at once (atomically) and return the metrics."""
+    configure_threads(params)
     model, saved = load_model(params, models_dir)
     class_names: list[str] = saved["class_names"]
     data = WindowDataModule(tensor_dir, params)

@@ -30,6 +30,17 @@ def architecture(params: Params) -> dict:
     }
 
 
+def configure_threads(params: Params) -> int:
+    """Set torch's CPU threads from `train.cpu_threads`, unless OMP_NUM_THREADS already says."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return torch.get_num_threads()
+    threads = params.train.cpu_threads
+    if threads == "auto":
+        threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def _precision() -> str:
     return "bf16-mixed" if torch.cuda.is_available() else "32-true"
 
@@ -37,7 +48,7 @@ def _precision() -> str:
 def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -> dict:
     """Train, keep the best validation-loss checkpoint, write `models/model.pt`."""
     L.seed_everything(params.seed, workers=True, verbose=False)
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    configure_threads(params)
     train = params.train
     data = WindowDataModule(tensor_dir, params)
     channels = channels_for(params)
