@@ -1,0 +1,77 @@
+"""Property-based: the `.dat` reader parses a file exactly or names the first bad line."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harfusion.dat_reader import read_dat
+from harfusion.errors import HarfusionError
+from harfusion.pamap2 import ACTIVITY_NAMES, RAW_FIELDS
+
+GARBAGE = ["abc", "1.2.3", "--1", "NaNx", "0x1F", "1e999", "-1e400", "inf", "-Infinity", "1,5", "é"]
+
+
+@st.composite
+def valid_row(draw) -> tuple[list[str], list[float]]:
+    """One well-formed row; the sensor values come from a drawn seed (fast) at mixed scales."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    values = rng.normal(size=RAW_FIELDS) * 10.0 ** rng.integers(-8, 30, RAW_FIELDS)
+    values[rng.random(RAW_FIELDS) < 0.2] = np.nan
+    values[0] = draw(st.floats(0, 1e5, allow_nan=False))
+    values[1] = draw(st.sampled_from(sorted(ACTIVITY_NAMES)))
+    tokens = [f"{v:.6g}" if not np.isnan(v) else "NaN" for v in values]
+    return tokens, [float(t) if t != "NaN" else np.nan for t in tokens]
+
+
+@st.composite
+def mutated_row(draw) -> bytes:
+    tokens, _ = draw(valid_row())
+    kind = draw(st.sampled_from(["drop", "extra", "garbage", "bad-activity", "bytes"]))
+    if kind == "drop":
+        del tokens[draw(st.integers(0, RAW_FIELDS - 1))]
+    elif kind == "extra":
+        tokens.insert(draw(st.integers(0, RAW_FIELDS)), "1.0")
+    elif kind == "garbage":
+        tokens[draw(st.integers(0, RAW_FIELDS - 1))] = draw(st.sampled_from(GARBAGE))
+    elif kind == "bad-activity":
+        tokens[1] = draw(st.sampled_from(["8", "25", "-1", "4.5", "NaN"]))
+    else:
+        return " ".join(tokens).encode() + draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\x00"]))
+    return " ".join(tokens).encode()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(valid_row(), min_size=1, max_size=8),
+    bad=st.one_of(st.none(), mutated_row()),
+    bad_at=st.integers(0, 8),
+    blank_at=st.one_of(st.none(), st.integers(0, 8)),
+    crlf=st.booleans(),
+)
+def test_reader_parses_exactly_or_names_the_line(rows, bad, bad_at, blank_at, crlf) -> None:
+    lines = [" ".join(tokens).encode() for tokens, _ in rows]
+    expected = [values for _, values in rows]
+    if blank_at is not None:
+        lines.insert(min(blank_at, len(lines)), b"")
+    bad_line = None
+    if bad is not None:
+        position = min(bad_at, len(lines))
+        lines.insert(position, bad)
+        bad_line = position + 1
+    ending = b"\r\n" if crlf else b"\n"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "subject101.dat"
+        path.write_bytes(ending.join(lines) + ending)
+        try:
+            values = read_dat(path)
+        except HarfusionError as error:
+            assert bad_line is not None, f"valid file rejected: {error}"
+            assert f"{path}:{bad_line}:" in str(error)
+            return
+    assert bad_line is None, "a mutated row was accepted"
+    np.testing.assert_array_equal(values, np.array(expected))

@@ -1,0 +1,45 @@
+"""Stage scripts turn bad input into one clear line on stderr, exit 1, and write nothing."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import write_recording
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stage(workdir: Path, name: str) -> subprocess.CompletedProcess:
+    env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "stages" / f"{name}.py")],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_preprocess_bad_row(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    path = write_recording(raw / "Protocol" / "subject103.dat", [(1, 40)])
+    lines = path.read_text().splitlines()
+    lines[6] = lines[6].replace(" ", " x", 1)
+    path.write_text("\n".join(lines) + "\n")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"raw_dir": str(raw)}}))
+    result = _stage(tmp_path, "preprocess")
+    assert result.returncode == 1
+    assert f"error: {path}:7: field 'activity_id' is not a number" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.csv"))
+
+
+def test_param_typo_stops_every_stage(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text("fusion: early\ntrain:\n  max_epoch: 3\n")
+    result = _stage(tmp_path, "check_params")
+    assert result.returncode == 1
+    assert "train.max_epoch: unknown key" in result.stderr
