@@ -150,7 +150,7 @@ def missing_modality_bars(results: dict, full_key: str, path: Path) -> None:
     axis.set(
         xlim=(0, 1.08),
         xlabel="test macro F1",
-        title="Missing modalities: test macro F1 with only the listed modalities present",
+        title="Missing modalities\ntest macro F1 with only the listed modalities present",
     )
     axis.legend(loc="lower right")
     _save(figure, path)
