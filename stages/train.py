@@ -1,4 +1,4 @@
-"""Stage train: fit the fusion model; best weights to `models/`, DVCLive logs to `reports/train/`."""
+"""Stage train: fit the fusion model; weights to `models/`, DVCLive logs to `reports/train/`."""
 
 from pathlib import Path
 

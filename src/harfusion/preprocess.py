@@ -8,9 +8,9 @@ from __future__ import annotations
 import io
 import json
 import re
-from itertools import pairwise
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
