@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-from harfusion.synthetic import generate
-
 from harfusion.cli import run_stage
 from harfusion.params import Params
+from harfusion.synthetic import generate
 
 
 def main(params: Params) -> None:
