@@ -1,6 +1,7 @@
 """Stage split: assign shards to `data/splits/{train,val,test}.txt`."""
 
 import json
+import sys
 from pathlib import Path
 
 from harfusion.cli import run_stage
@@ -14,6 +15,12 @@ OUT_DIR = Path("data/splits")
 def main(params: Params) -> None:
     summary = write_splits(PROCESSED_DIR, OUT_DIR, params.split)
     print(json.dumps(summary["fractions"]))
+    if params.split.strategy == "shard" and summary["max_fraction_error"] > 0.01:
+        print(
+            f"warning: split fractions {summary['fractions']} miss the target by more than one "
+            "point: too few shards to keep every activity in every split and hit the fractions",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

@@ -155,6 +155,9 @@ def write_splits(processed_dir: Path, out_dir: Path, params: SplitParams) -> dic
         "strategy": params.strategy,
         "rows": rows,
         "fractions": {split: round(rows[split] / total, 4) for split in SPLITS},
+        "max_fraction_error": round(
+            max(abs(rows[s] / total - getattr(params, s)) for s in SPLITS), 4
+        ),
         "activities": {split: sorted(activities[split]) for split in SPLITS},
         "subjects": {
             split: sorted(
