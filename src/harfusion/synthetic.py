@@ -218,7 +218,7 @@ PROFILES: dict[int, Profile] = {
         sway=0.015,
         drift=0.12,
         rhythms=(_BREATH,),
-        bursts=(Burst(HAND, 0.25, 2.5, 1.0, 0.35, 0.8), _SHIFT_FEET),
+        bursts=(Burst(HAND, 0.3, 2.5, 1.0, 0.4, 1.0), _SHIFT_FEET),
     ),
     3: Profile(
         0.12,
@@ -374,7 +374,7 @@ PROFILES: dict[int, Profile] = {
         drift=0.12,
         rhythms=(_BREATH,),
         bursts=(
-            Burst(HAND, 0.2, 10.0, 7.0, 0.01, 0.6),  # typing
+            Burst(HAND, 0.25, 12.0, 7.0, 0.02, 1.0),  # typing
             Burst(HAND, 0.1, 3.0, 1.5, 0.15, 0.6),  # the mouse
             _SHIFT_FEET,
         ),
