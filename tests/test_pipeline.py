@@ -126,7 +126,7 @@ def test_chunk_size_reruns_from_tensorize_and_switching_back_uses_the_cache(clon
     # check_params tracks the whole params.yaml, so it re-validates on every change
     assert ran_stages(changed) == ["check_params", "tensorize", "train", "evaluate", "analyze"]
     back = run(clone, "uv run dvc exp run -S chunk_size=128")
-    assert ran_stages(back) == []
+    assert ran_stages(back) == ["check_params"]  # no outputs, so nothing to restore: it re-checks
     assert "cached" in back.stdout + back.stderr
     assert run(clone, "uv run dvc exp show --md").stdout.count("|") > 10
     assert "f1_macro" in run(clone, "uv run dvc metrics show").stdout

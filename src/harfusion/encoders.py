@@ -104,7 +104,7 @@ class AttentionPool(nn.Module):
             batch_first=True,
             norm_first=True,
         )
-        self.score = nn.Linear(embed_dim, 1)
+        self.score = nn.Linear(embed_dim, 1, bias=False)  # softmax ignores a shared shift
         self.project = _projection(embed_dim, embed_dim)
 
     def forward(self, steps: Tensor) -> Tensor:
@@ -135,6 +135,7 @@ class SequenceEncoder(nn.Module):
         self.in_channels = in_channels
         self.embed_dim = embed_dim
         self.front = _conv_front(in_channels, conv_channels, conv_strides, norm)
+        self.level = nn.Linear(in_channels, embed_dim)
         width = conv_channels[-1]
         self.pool: nn.Module
         if kind == "cnn":
@@ -151,8 +152,9 @@ class SequenceEncoder(nn.Module):
             raise ValueError(
                 f"expected input [batch, time, {self.in_channels}], got {tuple(x.shape)}"
             )
-        steps = self.front(x.transpose(1, 2)).transpose(1, 2)  # [batch, steps, width]
-        return self.pool(steps)
+        level = x.mean(dim=1, keepdim=True)
+        steps = self.front((x - level).transpose(1, 2)).transpose(1, 2)  # [batch, steps, width]
+        return self.pool(steps) + self.level(level.squeeze(1))
 
 
 def build_encoder(modality: str, in_channels: int, model: ModelParams) -> SequenceEncoder:

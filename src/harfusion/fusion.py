@@ -141,7 +141,7 @@ class HybridFusion(FusionModel):
         self.modality_type = nn.Parameter(torch.randn(len(self.modalities), dim) * 0.02)
         self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.norm = nn.LayerNorm(dim)
-        self.score = nn.Linear(dim, 1)
+        self.score = nn.Linear(dim, 1, bias=False)  # softmax ignores a shared shift
         self.classifier = _classifier(dim, k, model.dropout)
 
     def fuse(self, inputs: Mapping[str, Tensor], mask: Tensor) -> FusionOutput:
