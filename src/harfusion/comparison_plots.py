@@ -1,0 +1,146 @@
+"""Cross-experiment figures for `reports/comparison/`: one configuration per row, error bars for
+the spread over seeds when more than one seed ran."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+Summary = dict[str, Any]  # {"mean": float, "std": float | None, "n": int}
+Row = tuple[str, dict[str, Summary]]  # a label, and metric name → summary
+
+PANELS = (
+    ("accuracy", "Accuracy", "fraction of test windows correct"),
+    ("f1_macro", "Macro F1", "macro F1 over activities (0–1)"),
+    ("ece", "Calibration error (lower is better)", "ECE, 15 bins (0–1)"),
+    ("latency_ms_mean", "Inference latency (lower is better)", "ms per window, batch size 1"),
+)
+ECE_BARS = (
+    ("ece_before", "before temperature scaling"),
+    ("ece_after", "after temperature scaling"),
+)
+
+
+def _save(figure: Figure, path: Path) -> None:
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+
+def _values(summaries: list[Summary]) -> tuple[np.ndarray, np.ndarray]:
+    means = np.array([s["mean"] for s in summaries], dtype=float)
+    stds = np.array([s["std"] or 0.0 for s in summaries], dtype=float)
+    return means, stds
+
+
+def _bars(axis: Axes, y: np.ndarray, summaries: list[Summary], height: float, **style: Any) -> None:
+    means, stds = _values(summaries)
+    axis.barh(y, means, height=height, xerr=stds if stds.any() else None, capsize=3, **style)
+    for row, (mean, std) in enumerate(zip(means, stds, strict=True)):
+        text = f"{mean:.3f}" + (f" ± {std:.3f}" if std else "")
+        axis.text(mean + std, y[row], f" {text}", va="center", fontsize=8)
+
+
+def metric_panels(rows: list[Row], title: str, axis_label: str, path: Path) -> None:
+    """Accuracy, macro F1, ECE before/after temperature scaling and latency, 2 × 2."""
+    y = np.arange(len(rows))
+    figure, axes = plt.subplots(
+        2, 2, figsize=(13, 3.2 + 0.9 * len(rows)), sharey=True, layout="constrained"
+    )
+    for axis, (key, panel_title, unit) in zip(axes.flat, PANELS, strict=True):
+        if key == "ece":
+            for offset, (metric, label) in zip((-0.2, 0.2), ECE_BARS, strict=True):
+                _bars(axis, y + offset, [r[1][metric] for r in rows], 0.38, label=label)
+            top = max(r[1][m]["mean"] + (r[1][m]["std"] or 0) for r in rows for m, _ in ECE_BARS)
+        else:
+            _bars(axis, y, [r[1][key] for r in rows], 0.6, color="tab:blue")
+            top = max(r[1][key]["mean"] + (r[1][key]["std"] or 0) for r in rows)
+        if key in ("accuracy", "f1_macro"):
+            axis.set(xlim=(0, 1.25), xticks=np.linspace(0, 1, 6))
+        else:
+            axis.set(xlim=(0, 1.4 * top or 1.0))
+        axis.set(title=panel_title, xlabel=unit)
+        axis.grid(axis="x", alpha=0.3)
+    for axis in axes[:, 0]:
+        axis.set_yticks(y, [label for label, _ in rows])
+    axes[0, 0].invert_yaxis()
+    figure.supylabel(axis_label)
+    figure.legend(
+        *axes[1, 0].get_legend_handles_labels(), title="ECE", loc="outside lower center", ncols=2
+    )
+    figure.suptitle(f"{title}\ntest split; mean ± std over seeds where several ran")
+    _save(figure, path)
+
+
+def overview(rows: list[tuple[str, str, Summary]], path: Path) -> None:
+    """Macro F1 of every finished configuration, coloured by group."""
+    groups = list(dict.fromkeys(group for _, group, _ in rows))
+    colours = {group: plt.get_cmap("tab10")(i) for i, group in enumerate(groups)}
+    y = np.arange(len(rows))
+    figure, axis = plt.subplots(figsize=(10, 1.6 + 0.4 * len(rows)))
+    means, stds = _values([summary for _, _, summary in rows])
+    axis.barh(
+        y,
+        means,
+        xerr=stds if stds.any() else None,
+        capsize=3,
+        color=[colours[group] for _, group, _ in rows],
+    )
+    for row, (mean, std) in enumerate(zip(means, stds, strict=True)):
+        axis.text(mean + std, row, f" {mean:.3f}" + (f" ± {std:.3f}" if std else ""), va="center")
+    axis.set_yticks(y, [name for name, _, _ in rows])
+    axis.invert_yaxis()
+    axis.set(
+        xlim=(0, 1.15),
+        xlabel="test macro F1 (0–1)",
+        ylabel="configuration (experiment name)",
+        title="All finished configurations: test macro F1",
+    )
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[group]) for group in groups]
+    axis.legend(handles, groups, title="group", loc="lower right")
+    axis.grid(axis="x", alpha=0.3)
+    _save(figure, path)
+
+
+def missing_modality_comparison(
+    series: list[tuple[str, dict[str, Any]]],
+    subset_labels: dict[str, str],
+    title: str,
+    legend_title: str,
+    path: Path,
+) -> None:
+    """Macro F1 and ECE per subset of modalities present at test time, one bar per configuration."""
+    subsets = list(subset_labels)
+    y = np.arange(len(subsets))
+    height = 0.8 / len(series)
+    figure, axes = plt.subplots(
+        1, 2, figsize=(14, 2.0 + 0.5 * len(subsets)), sharey=True, layout="constrained"
+    )
+    panels = (("f1_macro", "test macro F1 (0–1)"), ("ece", "ECE after temperature scaling (0–1)"))
+    for axis, (key, unit) in zip(axes, panels, strict=True):
+        for index, (label, results) in enumerate(series):
+            offset = (index - (len(series) - 1) / 2) * height
+            present = [s for s in subsets if s in results]
+            rows = np.array([subsets.index(s) for s in present], dtype=float) + offset
+            means, stds = _values([results[s][key] for s in present])
+            axis.barh(
+                rows, means, height=height * 0.95, xerr=stds if stds.any() else None, label=label
+            )
+        axis.set(xlabel=unit, xlim=(0, 1.0 if key == "f1_macro" else None))
+        axis.grid(axis="x", alpha=0.3)
+    axes[0].set(title="Macro F1 (higher is better)", ylabel="modalities present at test time")
+    axes[1].set(title="Calibration error (lower is better)")
+    axes[0].set_yticks(y, [subset_labels[s] for s in subsets])
+    axes[0].invert_yaxis()
+    figure.legend(
+        *axes[0].get_legend_handles_labels(),
+        title=legend_title,
+        loc="outside lower center",
+        ncols=len(series),
+    )
+    figure.suptitle(title)
+    _save(figure, path)

@@ -1,0 +1,396 @@
+"""The ablation sweep: its configuration file, the failure report, the comparison and the report,
+and the whole machinery end to end through the real DVC queue on a fresh clone."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import yaml
+
+from harfusion import sweep
+from harfusion.ablations import check_runs, expand, load_ablations, parse_set
+from harfusion.comparison import build, write
+from harfusion.errors import HarfusionError
+from harfusion.experiments import METRICS, MISSING_MODALITY, Baseline, Experiment, parse_show
+from harfusion.masking import nonempty_subsets
+from harfusion.report import render
+from tests.test_pipeline import SMOKE, _merge
+
+ROOT = Path(__file__).resolve().parents[1]
+MODALITIES = ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
+THIRTEEN = [
+    "fusion-early",
+    "fusion-late",
+    "fusion-hybrid",
+    "heads-1",
+    "heads-4",
+    "heads-8",
+    "chunk-256",
+    "chunk-512",
+    "chunk-1024",
+    "single-imu_hand",
+    "single-imu_chest",
+    "single-imu_ankle",
+    "single-heart_rate",
+]
+
+
+# --- ablations.yaml ---------------------------------------------------------------------------
+
+
+def test_the_thirteen_configurations_are_valid_params() -> None:
+    ablations = load_ablations(ROOT / "ablations.yaml")
+    assert [c.name for c in ablations.configs] == THIRTEEN
+    runs = expand(ablations.configs, seeds=1)
+    check_runs(runs, ROOT / "params.yaml")
+    single = next(run for run in runs if run.name == "single-heart_rate")
+    assert single.set_args() == ["-S", "fusion=early", "-S", "modalities=[heart_rate]"]
+
+
+def test_select_by_group_and_name() -> None:
+    ablations = load_ablations(ROOT / "ablations.yaml")
+    assert [c.name for c in ablations.select(["heads", "fusion-late"])] == [
+        "fusion-late",
+        "heads-1",
+        "heads-4",
+        "heads-8",
+    ]
+    with pytest.raises(HarfusionError, match="headz"):
+        ablations.select(["headz"])
+
+
+def test_seeds_expand_to_named_runs_that_resolve_back() -> None:
+    ablations = load_ablations(ROOT / "ablations.yaml")
+    runs = expand(
+        ablations.select(["fusion-early"]), seeds=3, extra=parse_set(["train.patience=2"])
+    )
+    assert [run.name for run in runs] == ["fusion-early-s1", "fusion-early-s2", "fusion-early-s3"]
+    assert runs[1].set_args() == ["-S", "fusion=early", "-S", "train.patience=2", "-S", "seed=2"]
+    resolved = ablations.resolve("fusion-early-s2")
+    assert resolved is not None and resolved[0].name == "fusion-early" and resolved[1] == 2
+    assert ablations.resolve("my-own-experiment") is None
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        ({"a": {"title": "t", "axis": "x", "configs": {"x-1": {}}}, "b": {}}, "Field required"),
+        (
+            {
+                "a": {"title": "t", "axis": "x", "configs": {"x": {"heads": 1}}},
+                "b": {"title": "t", "axis": "x", "configs": {"x": {"heads": 2}}},
+            },
+            "repeat",
+        ),
+        ({"a": {"title": "t", "axis": "x", "configs": {"run-s2": {}}}}, "reserved for seeds"),
+        ({"a": {"title": "t", "axis": "x", "configs": {"A b": {}}}}, "lowercase"),
+        (
+            {"a": {"title": "t", "axis": "x", "reference": "zz", "configs": {"x": {}}}},
+            "no configuration 'zz'",
+        ),
+    ],
+)
+def test_bad_ablation_files_fail_with_the_reason(
+    tmp_path: Path, groups: dict, message: str
+) -> None:
+    path = tmp_path / "ablations.yaml"
+    path.write_text(yaml.safe_dump({"groups": groups}))
+    with pytest.raises(HarfusionError, match=message):
+        load_ablations(path)
+
+
+@pytest.mark.parametrize(("override", "key"), [("heads=3", "heads"), ("fusoin=early", "fusoin")])
+def test_overrides_are_validated_before_anything_is_queued(override: str, key: str) -> None:
+    ablations = load_ablations(ROOT / "ablations.yaml")
+    runs = expand(ablations.select(["heads-8"]), seeds=1, extra=parse_set([override]))
+    with pytest.raises(HarfusionError, match=rf"heads-8(.|\n)*{key}"):
+        check_runs(runs, ROOT / "params.yaml")
+
+
+def test_dry_run_prints_argument_lists(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--dry-run", "--only", "single", "-j", "2", "--ablations", str(ROOT / "ablations.yaml")]
+    assert sweep.main([*argv, "--params", str(ROOT / "params.yaml")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        "dvc exp run --queue -n single-imu_hand -S fusion=early -S 'modalities=[imu_hand]'"
+    )
+    assert lines[-1] == "dvc queue start -j 2"
+
+
+# --- failures, comparison and report, from fabricated `dvc exp show` records -----------------
+
+
+def test_a_failed_experiment_is_reported_with_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = "Running stage 'tensorize':\nerror: chunk_size=100000: no window fits\nERROR: failed\n"
+
+    def fake_dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        assert args == ("queue", "logs", "chunk-huge")
+        return subprocess.CompletedProcess(args, 0, log, "")
+
+    monkeypatch.setattr(sweep, "dvc", fake_dvc)
+    finished = {
+        "fusion-early": Experiment("fusion-early", "a" * 40, "success"),
+        "chunk-huge": Experiment("chunk-huge", "b" * 40, "failed", log="/x/.dvc/tmp/b.out"),
+    }
+    assert sweep.report_failures(["fusion-early", "chunk-huge"], finished, tmp_path) == 1
+    err = capsys.readouterr().err
+    assert f"chunk-huge: log {tmp_path / 'chunk-huge.log'} (DVC's: /x/.dvc/tmp/b.out)" in err
+    assert "no window fits" in err and "fusion-early" not in err
+    assert (tmp_path / "chunk-huge.log").read_text() == log
+
+
+def _fake_run(name: str, seed: int, f1: float, modalities: list[str] = MODALITIES) -> Experiment:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params |= {"seed": seed, "fusion": "early", "modalities": modalities}
+    metrics = {
+        "accuracy": f1 + 0.05,
+        "f1_macro": f1,
+        "f1_weighted": f1,
+        "ece_before": 0.1,
+        "ece_after": 0.05,
+        "nll_after": 0.5,
+        "brier_after": 0.2,
+        "latency_ms_mean": 2.0 + seed,
+        "parameters": 1000,
+        "per_class_f1": {"lying": f1},
+    }
+    # As `dvc exp show` has it: DVC keeps numbers only, so no "modalities" lists.
+    missing = {
+        "+".join(s): {"accuracy": f1, "f1_macro": f1 / len(s), "ece": 0.1}
+        for s in nonempty_subsets(modalities)
+    }
+    return Experiment(
+        name, f"{seed:040d}", "success", params, {METRICS: metrics, MISSING_MODALITY: missing}
+    )
+
+
+def test_comparison_and_report_average_seeds_and_list_what_did_not_finish(tmp_path: Path) -> None:
+    ablations = load_ablations(ROOT / "ablations.yaml")
+    baseline = Baseline(
+        "c" * 40,
+        "main",
+        yaml.safe_load((ROOT / "params.yaml").read_text()),
+        [
+            _fake_run("fusion-early-s1", 1, 0.80),
+            _fake_run("fusion-early-s2", 2, 0.90),
+            _fake_run("single-heart_rate-s1", 1, 0.30, ["heart_rate"]),
+            Experiment("fusion-late-s1", "d" * 40, "failed", log="/logs/late.out"),
+            Experiment("heads-1-s1", "e" * 40, "queued"),
+            _fake_run("someone-elses-experiment", 1, 0.99),
+        ],
+    )
+    comparison = build(ablations, baseline)
+    assert list(comparison["configs"]) == ["fusion-early", "single-heart_rate"]
+    f1 = comparison["configs"]["fusion-early"]["metrics"]["f1_macro"]
+    assert (
+        f1["n"] == 2
+        and f1["mean"] == pytest.approx(0.85)
+        and f1["std"] == pytest.approx(0.0707, abs=1e-4)
+    )
+    assert comparison["configs"]["single-heart_rate"]["metrics"]["f1_macro"]["std"] is None
+    assert comparison["failed"] == [
+        {"name": "fusion-late-s1", "config": "fusion-late", "log": "/logs/late.out"}
+    ]
+    assert comparison["pending"] == ["heads-1-s1"]
+    assert "fusion-hybrid" in comparison["not_run"] and "fusion-early" not in comparison["not_run"]
+    assert comparison["groups"]["single"]["labels"] == {
+        "single-heart_rate": "heart rate",
+        "fusion-early": "all four modalities (reference: fusion-early)",
+    }
+
+    figures = write(comparison, tmp_path / "comparison")
+    assert figures == {
+        "overview": "overview.png",
+        "fusion": "fusion.png",
+        "fusion_missing_modality": "fusion_missing_modality.png",
+        "single": "single.png",
+    }
+    saved = json.loads((tmp_path / "comparison" / "fusion_comparison.json").read_text())
+    assert saved["figures"] == figures
+    report = tmp_path / "report.md"
+    text = render(saved, tmp_path / "comparison", report, {})
+    assert "- **Training seeds:** 1, 2 (mean ± std over 2 seeds)" in text
+    assert (
+        "| fusion-early | fusion | early | 4 | 512 | all four modalities | 2 | 0.900 ± 0.071"
+        in text
+    )
+    assert "- failed: **fusion-late-s1** (log: `/logs/late.out`)" in text
+    assert "![Fusion type, all four modalities](comparison/fusion.png)" in text
+
+
+def test_exp_show_json_states_and_logs() -> None:
+    entry = {
+        "rev": "f" * 40,
+        "name": "chunk-huge",
+        "data": {"params": {"params.yaml": {"data": {"chunk_size": 100000}}}, "metrics": {}},
+        "error": {"msg": "Experiment run failed", "type": ""},
+    }
+    payload = [
+        {"rev": "workspace", "name": None, "data": {}, "experiments": None},
+        {
+            "rev": "a" * 40,
+            "name": "main",
+            "data": {"params": {"params.yaml": {"data": {"seed": 42}}}},
+            "experiments": [
+                {
+                    "name": "chunk-huge",
+                    "revs": [entry],
+                    "executor": {"state": "failed", "local": {"log": "/l/x.out"}},
+                }
+            ],
+        },
+    ]
+    baseline = parse_show(payload)
+    assert baseline.name == "main" and baseline.params == {"seed": 42}
+    (exp,) = baseline.experiments
+    assert (exp.state, exp.log, exp.params) == ("failed", "/l/x.out", {"chunk_size": 100000})
+
+
+# --- end to end: the real DVC queue on a fresh clone ------------------------------------------
+
+E2E = ["fusion-early", "fusion-hybrid", "single-heart_rate"]
+BROKEN = {"title": "Broken", "axis": "x", "configs": {"chunk-huge": {"chunk_size": 100000}}}
+
+
+def _copy_working_tree(clone: Path) -> None:
+    """Bring uncommitted source changes into the clone, so the test checks the code as it is.
+    DVC outputs (data/, models/, reports/) stay out; on a clean checkout this changes nothing."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if name.split("/")[0] in {"data", "models", "reports"} or not source.is_file():
+            continue
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, clone / name)
+
+
+def _run(clone: Path, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m harfusion.<module>` in the clone with this test's interpreter and the clone's
+    source: the queue workers' stages run `python`, so this venv goes first on PATH. (Building
+    the clone its own venv with `uv run`, as test_pipeline.py does, would add a minute or two.)"""
+    env = os.environ | {
+        "PYTHONPATH": str(clone / "src"),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", f"harfusion.{module}", *args],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A clone with tiny params where the sweep ran three configurations and a broken one."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    clone = tmp_path_factory.mktemp("sweep") / "harfusion"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    _copy_working_tree(clone)
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    (clone / "params.yaml").write_text(yaml.safe_dump(_merge(params, SMOKE), sort_keys=False))
+    ablations = yaml.safe_load((clone / "ablations.yaml").read_text())
+    ablations["groups"]["broken"] = BROKEN
+    (clone / "ablations.yaml").write_text(yaml.safe_dump(ablations, sort_keys=False))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "-A"], cwd=clone, check=True)
+    subprocess.run([*git, "commit", "-qm", "tiny sweep"], cwd=clone, check=True)
+    result = _run(clone, "sweep", "--only", ",".join([*E2E, "broken"]), "-j", "1", "--poll", "5")
+    for module in ("comparison", "report"):
+        done = _run(clone, module)
+        assert done.returncode == 0, f"{module}\n{done.stdout}\n{done.stderr}"
+    return clone, result
+
+
+@pytest.mark.slow
+def test_sweep_reports_the_broken_experiment_and_exits_non_zero(swept) -> None:
+    clone, result = swept
+    assert result.returncode == 1, result.stdout + result.stderr
+    succeeded = re.findall(r"\] success: ([^(]+) \(", result.stdout)
+    assert sorted(", ".join(succeeded).split(", ")) == sorted(E2E), result.stdout
+    log = clone / "reports" / "sweep" / "logs" / "chunk-huge.log"
+    assert f"chunk-huge: log {log.relative_to(clone)} (DVC's: " in result.stderr
+    assert "no window fits" in log.read_text()
+
+
+@pytest.mark.slow
+def test_comparison_holds_the_finished_configurations(swept) -> None:
+    clone, _ = swept
+    comparison = json.loads((clone / "reports/comparison/fusion_comparison.json").read_text())
+    assert list(comparison["configs"]) == E2E
+    for name, config in comparison["configs"].items():
+        metrics = config["metrics"]
+        for key in ("accuracy", "f1_macro", "ece_before", "ece_after"):
+            assert 0.0 <= metrics[key]["mean"] <= 1.0 and metrics[key]["n"] == 1, (name, key)
+        assert metrics["latency_ms_mean"]["mean"] > 0 and metrics["parameters"]["mean"] > 0
+        assert config["seeds"] == [42]
+        assert len(config["missing_modality"]) == (1 if name == "single-heart_rate" else 15)
+    assert comparison["configs"]["single-heart_rate"]["params"]["modalities"] == ["heart_rate"]
+    assert comparison["groups"]["fusion"]["labels"] == {
+        "fusion-early": "early",
+        "fusion-hybrid": "hybrid",
+    }
+    assert comparison["groups"]["single"]["labels"]["fusion-early"] == (
+        "all four modalities (reference: fusion-early)"
+    )
+    (failed,) = comparison["failed"]
+    assert failed["name"] == "chunk-huge"
+    assert failed["saved_log"] == "reports/sweep/logs/chunk-huge.log"
+    assert failed["log"].startswith(".dvc/tmp/exps/")
+    assert set(comparison["not_run"]) == set(THIRTEEN) - set(E2E)
+    protocol = comparison["protocol"]
+    assert protocol["data_source"] == "synthetic PAMAP2" and protocol["seeds"] == [42]
+    synthetic = yaml.safe_load((clone / "params.yaml").read_text())["data"]["synthetic"]
+    assert set(protocol["subjects"]["train"]) <= set(synthetic["subjects"])
+    assert set(comparison["figures"]) == {"overview", "fusion", "fusion_missing_modality", "single"}
+    for file in comparison["figures"].values():
+        height, width = matplotlib.image.imread(clone / "reports/comparison" / file).shape[:2]
+        assert height > 300 and width > 700, file
+
+
+@pytest.mark.slow
+def test_report_has_protocol_tables_and_working_image_links(swept) -> None:
+    clone, _ = swept
+    report = (clone / "reports" / "report.md").read_text()
+    assert report.index("## Protocol") < report.index("| configuration |")
+    assert "- **Data source:** synthetic PAMAP2 from `data/raw/synthetic`" in report
+    assert "- **Split:** `shard`: whole subject × activity shards" in report
+    assert re.search(r"- \*\*Subjects:\*\* train 10\d(, 10\d)*; val ", report)
+    assert "- **Training seeds:** 42\n" in report
+    for name in E2E:
+        assert re.search(rf"^\| {name} \| .*\| \d\.\d{{3}} \|", report, re.MULTILINE), name
+    links = re.findall(r"!\[[^\]]+\]\(([^)]+)\)", report)
+    assert "comparison/fusion.png" in links and "comparison/fusion_missing_modality.png" in links
+    assert all((clone / "reports" / link).is_file() for link in links)
+    assert "- failed: **chunk-huge** ([log](sweep/logs/chunk-huge.log))" in report
+    assert "reports/eval/metrics.json:accuracy" in report  # DVC's own exp show table
+    assert "`dvc metrics diff fusion-hybrid fusion-early --md`" in report
+
+
+def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(sweep, "cores", lambda: 4)
+    assert sweep.default_jobs(13) == 4 and sweep.default_jobs(2) == 2
+    assert sweep.worker_env(2)["OMP_NUM_THREADS"] == "2"
+    assert "OMP_NUM_THREADS" not in sweep.worker_env(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert sweep.worker_env(4)["OMP_NUM_THREADS"] == "3"
