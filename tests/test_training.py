@@ -70,4 +70,5 @@ def test_two_process_ddp_on_cpu(tensors: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "All distributed processes registered. Starting with 2 processes" in result.stderr
-    assert (tensors / "models" / "model.pt").exists()
+    saved = torch.load(tensors / "models" / "model.pt", weights_only=True)
+    assert saved["classes"] == [1, 4, 5] and saved["summary"]["epochs"] == 1
