@@ -86,9 +86,6 @@ class ShardWindows(Dataset):
     def __len__(self) -> int:
         return len(self.windows)
 
-    def labels(self) -> torch.Tensor:
-        return self.shard_labels[self.windows[:, 0]]
-
     def __getitem__(self, index: int) -> Sample:
         shard, start = self.windows[index].tolist()
         window = self._features(shard)[start : start + self.chunk_size]
@@ -133,9 +130,6 @@ class LegacyNpyWindows(Dataset):
 
     def __len__(self) -> int:
         return len(self.targets)
-
-    def labels(self) -> torch.Tensor:
-        return self.targets
 
     def __getitem__(self, index: int) -> Sample:
         return {
