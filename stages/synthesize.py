@@ -1,5 +1,6 @@
 """Stage synthesize: the embedded default data set, raw PAMAP2 `.dat` files."""
 
+import os
 from pathlib import Path
 
 from harfusion.cli import run_stage
@@ -9,7 +10,8 @@ from harfusion.synthetic import generate
 
 def main(params: Params) -> None:
     synthetic = params.data.synthetic
-    summary = generate(synthetic, synthetic.seed, Path(synthetic.out_dir))
+    workers = len(os.sched_getaffinity(0))
+    summary = generate(synthetic, synthetic.seed, Path(synthetic.out_dir), workers)
     print(summary)
 
 

@@ -161,8 +161,9 @@ def test_acc6_saturates_while_acc16_does_not(everything: np.ndarray) -> None:
 def test_same_seed_same_bytes_other_seed_other_bytes(
     generated: tuple[Path, dict[str, int]], tmp_path: Path
 ) -> None:
+    """Also across worker counts: the parallel writer must not change a byte."""
     out, summary = generated
-    assert synthetic.generate(SMALL, SEED, tmp_path / "again") == summary
+    assert synthetic.generate(SMALL, SEED, tmp_path / "again", workers=2) == summary
     for name in summary:
         assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes()
     synthetic.generate(SMALL, SEED + 1, tmp_path / "other")

@@ -6,7 +6,13 @@ import pyarrow.csv as pacsv
 import pytest
 import torch
 
-from harfusion.dataset import LegacyNpyWindows, ShardWindows, load_tensor_shard, open_windows
+from harfusion.dataset import (
+    LegacyNpyWindows,
+    ShardWindows,
+    collate_windows,
+    load_tensor_shard,
+    open_windows,
+)
 from harfusion.errors import HarfusionError
 from harfusion.pamap2 import SENSOR_COLUMNS
 from harfusion.tensorize import tensorize, window_starts
@@ -68,6 +74,21 @@ def test_dataset_slices_modalities(tensors: Path) -> None:
         assert torch.equal(lazy[3]["inputs"][modality], data[3]["inputs"][modality])
     only = ShardWindows(tensors / "tensors", "val", ["imu_ankle"], ["temperature", "acc6"])
     assert only[0]["inputs"]["imu_ankle"].shape == (64, 4)
+
+
+def test_batched_fetch_equals_single_windows(tensors: Path) -> None:
+    """The loader's one-gather batches must hold exactly the windows `data[i]` gives."""
+    data = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS)
+    lazy = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS, prefetch_shards=False)
+    indices = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:9].tolist()
+    batch = collate_windows(data.__getitems__(indices))
+    expected = collate_windows(lazy.__getitems__(indices))
+    assert isinstance(batch, dict) and batch["label"].tolist() == expected["label"].tolist()
+    assert batch["mask"].shape == (9, 4) and batch["mask"].all()
+    for modality in MODALITIES:
+        assert batch["inputs"][modality].shape[:2] == (9, 64)
+        assert torch.equal(batch["inputs"][modality], expected["inputs"][modality])
+    assert len({int(data.windows[i, 0]) for i in indices}) > 1  # crosses shards
 
 
 def test_dataset_replaces_nan(tensors: Path) -> None:

@@ -28,7 +28,11 @@ class FusionClassifier(L.LightningModule):
     def forward(self, inputs: dict[str, Tensor], mask: Tensor) -> FusionOutput:
         return self.model(inputs, mask)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+    def training_loss(self, batch: Batch) -> Tensor:
+        """Augment, drop modalities, score: all of a training step but the optimiser.
+
+        Kept apart from `training_step` so a bare PyTorch loop (benchmarks/) does the same work.
+        """
         train = self.params.train
         inputs = {
             m: add_noise(jitter(x, train.jitter_steps), train.noise_std)
@@ -38,7 +42,10 @@ class FusionClassifier(L.LightningModule):
             len(batch["label"]), len(self.modalities), train.modality_dropout, device=self.device
         )
         output = self.model(inputs, batch["mask"] & dropped)
-        loss = F.cross_entropy(output.logits, batch["label"], label_smoothing=train.label_smoothing)
+        return F.cross_entropy(output.logits, batch["label"], label_smoothing=train.label_smoothing)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss = self.training_loss(batch)
         self.log(
             "train_loss",
             loss,

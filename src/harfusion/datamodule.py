@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from harfusion.dataset import LegacyNpyWindows, ShardWindows, open_windows
+from harfusion.dataset import LegacyNpyWindows, ShardWindows, collate_windows, open_windows
 from harfusion.params import Params
 
 
@@ -52,6 +52,7 @@ class WindowDataModule(L.LightningDataModule):
             batch_size=dataset.batch_size,
             shuffle=shuffle,
             generator=generator if shuffle else None,
+            collate_fn=collate_windows,
             num_workers=dataset.num_workers,
             persistent_workers=dataset.num_workers > 0,
             pin_memory=torch.cuda.is_available() if pin == "auto" else pin,

@@ -2,7 +2,8 @@
 
 A sample is `{"inputs": {modality: float32 [T, C]}, "mask": bool [M], "label": int}`; the mask
 says which modalities are present, the mechanism that modality dropout and missing-modality
-evaluation also use.
+evaluation also use. `ShardWindows.__getitems__` gathers a whole batch in a few tensor ops
+(torch's batched-fetch hook), since a Python call per window starved training of data.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TypedDict
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from harfusion.errors import HarfusionError
 from harfusion.pamap2 import modality_columns
@@ -36,6 +37,17 @@ def load_tensor_shard(path: Path, mmap: bool = False) -> dict:
         ) from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
         raise HarfusionError(f"{path}: not a readable tensor shard ({exc})") from None
+
+
+class Batch(TypedDict):
+    inputs: dict[str, torch.Tensor]
+    mask: torch.Tensor
+    label: torch.Tensor
+
+
+def collate_windows(samples: list[Sample] | Batch) -> Batch:
+    """Pass a batch `__getitems__` already gathered through; stack single samples."""
+    return default_collate(samples) if isinstance(samples, list) else samples
 
 
 class ShardWindows(Dataset):
@@ -68,36 +80,64 @@ class ShardWindows(Dataset):
         self.norm = {m: (mean[idx], std[idx]) for m, idx in self.columns.items()}
         label_of = {activity: i for i, activity in enumerate(self.classes)}
         self.shard_labels = torch.tensor([label_of[s["activity"]] for s in self.shards])
-        self._cache: dict[int, torch.Tensor] = {}
+        self._mmaps: dict[int, torch.Tensor] = {}
         self.prefetch = prefetch_shards
         if prefetch_shards:
-            for index in self.windows[:, 0].unique().tolist():
-                self._features(index)
+            self._rows, self._row_of = self._concatenate()
 
-    def _features(self, shard: int) -> torch.Tensor:
-        if shard in self._cache:
-            return self._cache[shard]
-        path = self.tensor_dir / self.shards[shard]["path"]
-        features = load_tensor_shard(path, mmap=not self.prefetch)["features"]
-        if self.prefetch:
-            self._cache[shard] = features
-        return features
+    def _concatenate(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The rows this split uses, normalised once per modality, and each window's first row."""
+        used = self.windows[:, 0].unique().tolist()
+        offsets, parts, total = {}, [], 0
+        for shard in used:
+            offsets[shard] = total
+            path = self.tensor_dir / self.shards[shard]["path"]
+            parts.append(load_tensor_shard(path)["features"])
+            total += len(parts[-1])
+        starts = torch.tensor([offsets[s] for s in self.windows[:, 0].tolist()], dtype=torch.long)
+        return self._normalised(torch.cat(parts)), starts + self.windows[:, 1]
+
+    def _mapped(self, shard: int) -> torch.Tensor:
+        """A shard's features, memory-mapped (for `prefetch_shards: false`)."""
+        if shard not in self._mmaps:
+            path = self.tensor_dir / self.shards[shard]["path"]
+            self._mmaps[shard] = load_tensor_shard(path, mmap=True)["features"]
+        return self._mmaps[shard]
 
     def __len__(self) -> int:
         return len(self.windows)
 
-    def __getitem__(self, index: int) -> Sample:
-        shard, start = self.windows[index].tolist()
-        window = self._features(shard)[start : start + self.chunk_size]
+    def _normalised(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per modality, (x - train mean) / train std with NaN as 0, for rows [..., C_all]."""
         inputs = {}
         for modality, columns in self.columns.items():
             mean, std = self.norm[modality]
-            values = (window[:, columns] - mean) / std
+            values = (windows[..., columns] - mean) / std
             inputs[modality] = torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        return inputs
+
+    def __getitem__(self, index: int) -> Sample:
+        shard, start = self.windows[index].tolist()
+        if self.prefetch:
+            first = int(self._row_of[index])
+            inputs = {m: x[first : first + self.chunk_size] for m, x in self._rows.items()}
+        else:
+            inputs = self._normalised(self._mapped(shard)[start : start + self.chunk_size])
         return {
             "inputs": inputs,
             "mask": torch.ones(len(self.modalities), dtype=torch.bool),
             "label": int(self.shard_labels[shard]),
+        }
+
+    def __getitems__(self, indices: list[int]) -> Batch | list[Sample]:
+        if not self.prefetch:
+            return [self[i] for i in indices]
+        index = torch.as_tensor(indices, dtype=torch.long)
+        rows = self._row_of[index, None] + torch.arange(self.chunk_size)
+        return {
+            "inputs": {m: x[rows] for m, x in self._rows.items()},
+            "mask": torch.ones(len(index), len(self.modalities), dtype=torch.bool),
+            "label": self.shard_labels[self.windows[index, 0]],
         }
 
 

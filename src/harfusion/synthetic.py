@@ -18,6 +18,7 @@ would fall below three subjects and is given back to one that had dropped it).
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -916,19 +917,29 @@ def plan(params: SyntheticParams, seed: int) -> dict[str, list[tuple[int, int]]]
     return files
 
 
-def generate(params: SyntheticParams, seed: int, out_dir: Path) -> dict[str, int]:
+def _write_file(params: SyntheticParams, seed: int, name: str, bouts: list, out: Path) -> int:
+    session, file = name.split("/")
+    subject = int(file.removeprefix("subject").removesuffix(".dat"))
+    data = _session(params, seed, subject, SESSIONS.index(session), bouts)
+    (out / name).write_bytes(format_rows(data, _EXACT_COLUMNS))
+    return len(data)
+
+
+def generate(params: SyntheticParams, seed: int, out_dir: Path, workers: int = 1) -> dict[str, int]:
     """Write `Protocol/subject<id>.dat` (+ `Optional/` for some subjects) under `out_dir`.
 
-    The whole directory appears at once (atomically) or not at all. Returns rows per file,
+    The whole directory appears at once (atomically) or not at all. Files are independent, so
+    `workers` processes write them in parallel with the same bytes. Returns rows per file,
     keyed by the path relative to `out_dir`.
     """
-    summary: dict[str, int] = {}
+    files = plan(params, seed)
     with atomic_path(out_dir) as tmp:
-        for name, bouts in plan(params, seed).items():
-            session, file = name.split("/")
-            subject = int(file.removeprefix("subject").removesuffix(".dat"))
-            data = _session(params, seed, subject, SESSIONS.index(session), bouts)
-            (tmp / session).mkdir(parents=True, exist_ok=True)
-            (tmp / name).write_bytes(format_rows(data, _EXACT_COLUMNS))
-            summary[name] = len(data)
-    return summary
+        for session in {name.split("/")[0] for name in files}:
+            (tmp / session).mkdir(parents=True)
+        jobs = [(params, seed, name, bouts, tmp) for name, bouts in files.items()]
+        if workers > 1:
+            with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+                rows = list(pool.map(_write_file, *zip(*jobs, strict=True)))
+        else:
+            rows = [_write_file(*job) for job in jobs]
+    return dict(zip(files, rows, strict=True))

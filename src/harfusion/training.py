@@ -6,11 +6,12 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
-from dvclive.lightning import DVCLiveLogger
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 
 from harfusion.atomic import atomic_path
 from harfusion.classifier import FusionClassifier
@@ -45,36 +46,56 @@ def _precision() -> str:
     return "bf16-mixed" if torch.cuda.is_available() else "32-true"
 
 
+def make_trainer(
+    params: Params, callbacks: list[Callback], logger: Logger | bool, **overrides
+) -> L.Trainer:
+    """The Trainer as the train stage configures it; benchmarks override its length."""
+    train = params.train
+    options: dict[str, Any] = {
+        "max_epochs": train.max_epochs,
+        "min_epochs": train.min_epochs,
+        "accelerator": train.accelerator,
+        "devices": train.devices,
+        "strategy": train.strategy,
+        "num_nodes": train.num_nodes,
+        "precision": _precision(),
+        "gradient_clip_val": train.gradient_clip_norm,
+        "gradient_clip_algorithm": "norm",
+        "deterministic": "warn" if torch.cuda.is_available() else True,
+        "limit_train_batches": train.limit_train_batches,
+        "callbacks": callbacks,
+        "logger": logger,
+        "log_every_n_steps": 1,
+        "enable_model_summary": True,
+    }
+    return L.Trainer(**(options | overrides))
+
+
+def make_module(params: Params, data: WindowDataModule) -> FusionClassifier:
+    module = FusionClassifier(params, channels_for(params), len(data.classes))
+    if params.train.compile:
+        module.model = torch.compile(module.model)  # ty: ignore[invalid-assignment]
+    return module
+
+
 def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -> dict:
     """Train, keep the best validation-loss checkpoint, write `models/model.pt`."""
+    # dvclive imports DVC; importing it here lets benchmarks build the Trainer without it.
+    from dvclive.lightning import DVCLiveLogger
+
     L.seed_everything(params.seed, workers=True, verbose=False)
     configure_threads(params)
     train = params.train
     data = WindowDataModule(tensor_dir, params)
-    channels = channels_for(params)
-    module = FusionClassifier(params, channels, len(data.classes))
-    if train.compile:
-        module.model = torch.compile(module.model)  # ty: ignore[invalid-assignment]
+    module = make_module(params, data)
     checkpoints = models_dir / "checkpoints"
     checkpoint = ModelCheckpoint(
         dirpath=checkpoints, filename="best", monitor="val_loss", mode="min", save_last=train.resume
     )
-    trainer = L.Trainer(
-        max_epochs=train.max_epochs,
-        min_epochs=train.min_epochs,
-        accelerator=train.accelerator,
-        devices=train.devices,
-        strategy=train.strategy,
-        num_nodes=train.num_nodes,
-        precision=_precision(),  # ty: ignore[invalid-argument-type]
-        gradient_clip_val=train.gradient_clip_norm,
-        gradient_clip_algorithm="norm",
-        deterministic="warn" if torch.cuda.is_available() else True,
-        limit_train_batches=train.limit_train_batches,
+    trainer = make_trainer(
+        params,
         callbacks=[EarlyStopping("val_loss", patience=train.patience), checkpoint],
         logger=DVCLiveLogger(dir=str(reports_dir), dvcyaml=False, save_dvc_exp=False),
-        log_every_n_steps=1,
-        enable_model_summary=True,
     )
     resume = checkpoints / "last.ckpt" if train.resume else None
     started = time.perf_counter()
@@ -98,7 +119,7 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
                 "state_dict": state,
                 "classes": data.classes,
                 "class_names": data.class_names,
-                "channels": channels,
+                "channels": channels_for(params),
                 "architecture": architecture(params),
                 "summary": summary,
             },
