@@ -135,6 +135,8 @@ def load_model(params: Params, models_dir: Path) -> tuple[FusionModel, dict]:
         saved = torch.load(path, weights_only=True, map_location="cpu")
     except FileNotFoundError:
         raise HarfusionError(f"{path}: no trained model; run `dvc repro train`") from None
+    except Exception as exc:  # UnpicklingError for anything but plain tensors and containers
+        raise HarfusionError(f"{path}: not a model file this project wrote ({exc})") from None
     if saved["architecture"] != architecture(params):
         raise HarfusionError(
             f"{path}: trained with {json.dumps(saved['architecture'])}, "
