@@ -6,6 +6,7 @@ import pyarrow.csv as pacsv
 import pytest
 import torch
 
+from harfusion.datamodule import WindowDataModule
 from harfusion.dataset import (
     LegacyNpyWindows,
     ShardWindows,
@@ -15,6 +16,7 @@ from harfusion.dataset import (
 )
 from harfusion.errors import HarfusionError
 from harfusion.pamap2 import SENSOR_COLUMNS
+from harfusion.params import Params
 from harfusion.tensorize import tensorize, window_starts
 
 MODALITIES = ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
@@ -89,6 +91,25 @@ def test_batched_fetch_equals_single_windows(tensors: Path) -> None:
         assert batch["inputs"][modality].shape[:2] == (9, 64)
         assert torch.equal(batch["inputs"][modality], expected["inputs"][modality])
     assert len({int(data.windows[i, 0]) for i in indices}) > 1  # crosses shards
+
+
+def test_batches_gathered_where_the_rows_live(tensors: Path) -> None:
+    """`to(device)` moves the rows; batches then come from there (meta stands in for CUDA)."""
+    data = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS).to(torch.device("meta"))
+    batch = collate_windows(data.__getitems__([0, 3, 5]))
+    assert all(x.device.type == "meta" and x.shape[:2] == (3, 64) for x in batch["inputs"].values())
+    assert batch["mask"].device.type == batch["label"].device.type == "meta"
+
+
+def test_gather_on_device_needs_cuda(tensors: Path) -> None:
+    params = Params.model_validate({"chunk_size": 64, "dataset": {"gather_on_device": True}})
+    with pytest.raises(HarfusionError, match="gather_on_device: true needs a CUDA device"):
+        WindowDataModule(tensors / "tensors", params, torch.device("cpu")).setup()
+    auto = params.model_copy(
+        update={"dataset": params.dataset.model_copy(update={"gather_on_device": "auto"})}
+    )
+    data = WindowDataModule(tensors / "tensors", auto, torch.device("cpu"))
+    assert next(iter(data.train_dataloader()))["label"].device.type == "cpu"
 
 
 def test_dataset_replaces_nan(tensors: Path) -> None:

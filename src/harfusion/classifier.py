@@ -6,6 +6,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from harfusion.augment import add_noise, jitter
@@ -24,6 +25,7 @@ class FusionClassifier(L.LightningModule):
         self.modalities = list(params.modalities)
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
+        self.train_loss = MeanMetric()
 
     def forward(self, inputs: dict[str, Tensor], mask: Tensor) -> FusionOutput:
         return self.model(inputs, mask)
@@ -46,16 +48,13 @@ class FusionClassifier(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self.training_loss(batch)
-        self.log(
-            "train_loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(batch["label"]),
-            sync_dist=True,
-        )
+        # A metric update per step and one `self.log` per epoch: `self.log` costs ~2 ms a call,
+        # which the profiler showed as the bulk of Lightning's lead over a bare loop.
+        self.train_loss.update(loss.detach(), weight=len(batch["label"]))
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train_loss", self.train_loss, prog_bar=True)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         output = self.model(batch["inputs"], batch["mask"])

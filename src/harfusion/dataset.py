@@ -129,15 +129,36 @@ class ShardWindows(Dataset):
             "label": int(self.shard_labels[shard]),
         }
 
+    def to(self, device: torch.device) -> ShardWindows:
+        """Keep the split's rows on `device`, so batches are gathered there (no host copies)."""
+        if self.prefetch and self.device == device:
+            return self
+        if not self.prefetch:
+            raise HarfusionError("dataset.gather_on_device needs dataset.prefetch_shards: true")
+        self._rows = {m: x.to(device) for m, x in self._rows.items()}
+        self._row_of = self._row_of.to(device)
+        self.shard_labels = self.shard_labels.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self._row_of.device if self.prefetch else torch.device("cpu")
+
     def __getitems__(self, indices: list[int]) -> Batch | list[Sample]:
         if not self.prefetch:
             return [self[i] for i in indices]
         index = torch.as_tensor(indices, dtype=torch.long)
-        rows = self._row_of[index, None] + torch.arange(self.chunk_size)
+        first = self._row_of[index.to(self.device)]
         return {
-            "inputs": {m: x[rows] for m, x in self._rows.items()},
-            "mask": torch.ones(len(index), len(self.modalities), dtype=torch.bool),
-            "label": self.shard_labels[self.windows[index, 0]],
+            # unfold views every window without copying; indexing it copies only the batch
+            "inputs": {
+                m: x.unfold(0, self.chunk_size, 1)[first].transpose(1, 2).contiguous()
+                for m, x in self._rows.items()
+            },
+            "mask": torch.ones(
+                len(index), len(self.modalities), dtype=torch.bool, device=self.device
+            ),
+            "label": self.shard_labels[self.windows[index, 0].to(self.device)],
         }
 
 

@@ -70,6 +70,8 @@ class DatasetParams(Strict):
     channel_groups: list[ChannelGroup] = Field(["acc16", "gyro", "mag"], min_length=1)
     prefetch_shards: bool = True
     pin_memory: bool | Literal["auto"] = "auto"
+    # auto: on a CUDA device with num_workers 0, keep the rows there and gather batches there
+    gather_on_device: bool | Literal["auto"] = "auto"
     batch_size: int = Field(64, ge=1)
     num_workers: int = Field(0, ge=0)
 
