@@ -110,12 +110,14 @@ def run_child(command: list[str], cwd: Path = ROOT) -> Run:
     """
     env = os.environ | {"TQDM_DISABLE": "1"}
     started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     output = child.stdout.read() if child.stdout else ""
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"benchmark child failed: {' '.join(command)}")
+        raise SystemExit(f"{output[-3000:]}\nbenchmark child failed: {' '.join(command)}")
     for line in output.splitlines():
         if line.startswith(ELAPSED):
             seconds = float(line.removeprefix(ELAPSED))

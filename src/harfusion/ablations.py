@@ -148,7 +148,8 @@ def expand(configs: list[Config], seeds: int, extra: dict[str, Any] | None = Non
     ]
 
 
-def _assign(tree: dict[str, Any], dotted: str, value: Any) -> None:
+def assign(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c` in a params tree, as `dvc exp run -S a.b.c=value` does."""
     *parents, leaf = dotted.split(".")
     for key in parents:
         child = tree.setdefault(key, {})
@@ -164,7 +165,7 @@ def check_runs(runs: list[Run], params_path: Path) -> None:
     for run in runs:
         tree = yaml.safe_load(yaml.safe_dump(base))  # a deep copy
         for key, value in run.overrides.items():
-            _assign(tree, key, value)
+            assign(tree, key, value)
         try:
             Params.model_validate(tree)
         except ValidationError as exc:
