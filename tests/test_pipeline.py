@@ -6,11 +6,14 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import matplotlib.image
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,16 +68,17 @@ def ran_stages(result: subprocess.CompletedProcess) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", result.stdout + result.stderr)
 
 
-@pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def smoke_clone(target: Path, repro: bool = True) -> Path:
+    """A fresh clone with SMOKE params, after the README's `uv run dvc repro` if `repro`."""
     if UV is None or shutil.which("git") is None:
         pytest.skip("needs uv and git on PATH")
-    target = tmp_path_factory.mktemp("fresh") / "harfusion"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
     params = yaml.safe_load((target / "params.yaml").read_text())
     (target / "params.yaml").write_text(yaml.safe_dump(_merge(params, SMOKE), sort_keys=False))
     for command in ("git add params.yaml", "git -c user.name=t -c user.email=t@t commit -qm smoke"):
         subprocess.run(command.split(), cwd=target, check=True)
+    if not repro:
+        return target
     first = run(target, SETUP[0])
     assert ran_stages(first) == [
         "check_params",
@@ -87,6 +91,77 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "analyze",
     ]
     return target
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return smoke_clone(tmp_path_factory.mktemp("fresh") / "harfusion")
+
+
+DETERMINISTIC = [
+    "reports/eval/metrics.json",
+    "reports/eval/uncertainty.json",
+    "reports/eval/missing_modality.json",
+    "reports/eval/confusion.csv",
+    "data/splits/summary.json",
+    "data/processed_tensors/norm_stats.json",
+]
+
+
+def test_same_params_same_bytes_in_another_clone(clone: Path, tmp_path: Path) -> None:
+    """On CPU, a second clone (own venv, own DVC cache) reproduces the results byte for byte."""
+    other = smoke_clone(tmp_path / "harfusion")
+    for name in DETERMINISTIC:
+        assert (other / name).read_bytes() == (clone / name).read_bytes(), name
+    ours, theirs = (
+        torch.load(c / "models" / "model.pt", weights_only=True) for c in (clone, other)
+    )
+    assert ours["state_dict"].keys() == theirs["state_dict"].keys()
+    assert all(
+        torch.equal(ours["state_dict"][k], theirs["state_dict"][k]) for k in ours["state_dict"]
+    )
+    latency = json.loads((clone / "reports" / "eval" / "latency.json").read_text())
+    assert latency["latency_ms_mean"] > 0 and "latency_ms_mean" not in json.loads(
+        (clone / "reports" / "eval" / "metrics.json").read_text()
+    )
+
+
+def _kill_during(clone: Path, stage: str, after: float) -> None:
+    """Start `uv run dvc repro`; SIGKILL all its processes `after` s into `stage`."""
+    assert UV is not None
+    child = subprocess.Popen(
+        [UV, "run", "dvc", "repro"],
+        cwd=clone,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert child.stdout is not None
+    for line in child.stdout:
+        if f"Running stage '{stage}'" in line:
+            time.sleep(after)
+            break
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+
+
+def test_killed_stages_rerun_to_the_uninterrupted_result(clone: Path, tmp_path: Path) -> None:
+    """SIGKILL mid-preprocess and mid-train, then `dvc repro`: the same bytes as `clone`."""
+    other = smoke_clone(tmp_path / "harfusion", repro=False)
+    _kill_during(other, "preprocess", after=2.5)
+    processed = other / "data" / "processed"
+    if processed.exists():  # renamed into place whole, or not there at all
+        index = json.loads((processed / "shards.json").read_text())
+        assert all((processed / shard["path"]).exists() for shard in index)
+    _kill_during(other, "train", after=6.0)
+    assert not (other / "models" / "model.pt").exists()
+    result = run(other, "uv run dvc repro")
+    assert "train" in ran_stages(result)
+    for name in DETERMINISTIC:
+        assert (other / name).read_bytes() == (clone / name).read_bytes(), name
+    leftovers = [p for p in other.rglob(".*.tmp") if ".venv" not in p.parts]
+    assert not leftovers, leftovers
 
 
 def test_repro_outputs(clone: Path) -> None:

@@ -19,7 +19,14 @@ from harfusion import sweep
 from harfusion.ablations import check_runs, expand, load_ablations, parse_set
 from harfusion.comparison import build, write
 from harfusion.errors import HarfusionError
-from harfusion.experiments import METRICS, MISSING_MODALITY, Baseline, Experiment, parse_show
+from harfusion.experiments import (
+    LATENCY,
+    METRICS,
+    MISSING_MODALITY,
+    Baseline,
+    Experiment,
+    parse_show,
+)
 from harfusion.masking import nonempty_subsets
 from harfusion.report import render
 from tests.test_pipeline import SMOKE, _merge
@@ -160,7 +167,6 @@ def _fake_run(name: str, seed: int, f1: float, modalities: list[str] = MODALITIE
         "ece_after": 0.05,
         "nll_after": 0.5,
         "brier_after": 0.2,
-        "latency_ms_mean": 2.0 + seed,
         "parameters": 1000,
         "per_class_f1": {"lying": f1},
     }
@@ -170,7 +176,11 @@ def _fake_run(name: str, seed: int, f1: float, modalities: list[str] = MODALITIE
         for s in nonempty_subsets(modalities)
     }
     return Experiment(
-        name, f"{seed:040d}", "success", params, {METRICS: metrics, MISSING_MODALITY: missing}
+        name,
+        f"{seed:040d}",
+        "success",
+        params,
+        {METRICS: metrics, LATENCY: {"latency_ms_mean": 2.0 + seed}, MISSING_MODALITY: missing},
     )
 
 

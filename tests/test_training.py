@@ -1,7 +1,9 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import yaml
 
 from harfusion.errors import HarfusionError
 from harfusion.params import Params
-from harfusion.training import fit, load_model
+from harfusion.training import fingerprint, fit, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY: dict[str, Any] = {
@@ -72,3 +74,58 @@ def test_two_process_ddp_on_cpu(tensors: Path) -> None:
     assert "All distributed processes registered. Starting with 2 processes" in result.stderr
     saved = torch.load(tensors / "models" / "model.pt", weights_only=True)
     assert saved["classes"] == [1, 4, 5] and saved["summary"]["epochs"] == 1
+
+
+def _train_in_child(tensors: Path, params: dict[str, Any]) -> subprocess.Popen:
+    (tensors / "params.yaml").write_text(yaml.safe_dump(params))
+    link = tensors / "data" / "processed_tensors"
+    if not link.exists():
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to(tensors / "tensors")
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "stages" / "train.py")],
+        cwd=tensors,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_sigkill_then_resume_from_last_checkpoint(tensors: Path) -> None:
+    """A training killed with SIGKILL after an epoch continues from `.resume/train/last.ckpt`."""
+    params = TINY | {"train": TINY["train"] | {"max_epochs": 6, "patience": 10, "resume": True}}
+    child = _train_in_child(tensors, params)
+    last = tensors / ".resume" / "train" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while child.poll() is None and time.monotonic() < deadline:
+        if last.exists() and torch.load(last, weights_only=True)["epoch"] >= 1:
+            break
+        time.sleep(0.2)
+    assert child.poll() is None, "training ended before it could be killed"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not (tensors / "models" / "model.pt").exists()
+    killed_at = torch.load(last, weights_only=True)["epoch"]
+    summary = fit(
+        Params.model_validate(params), tensors / "tensors", tensors / "models", tensors / "reports"
+    )
+    assert summary["resumed_at_epoch"] == killed_at + 1 >= 2
+    assert summary["epochs"] == 6
+    assert not last.parent.exists()  # finished: nothing left to resume
+    _, saved = load_model(Params.model_validate(params), tensors / "models")
+    assert saved["summary"]["resumed_at_epoch"] == killed_at + 1
+
+
+def test_resume_refuses_a_checkpoint_of_other_params(tensors: Path) -> None:
+    params = TINY | {"train": TINY["train"] | {"max_epochs": 2, "resume": True}}
+    first = Params.model_validate(params)
+    work = tensors / ".resume" / "train"
+    work.mkdir(parents=True)
+    (work / "last.ckpt").write_bytes(b"a checkpoint of some other run")
+    (work / "fingerprint").write_text(fingerprint(first, tensors / "tensors"))
+    changed = first.model_copy(
+        update={"train": first.train.model_copy(update={"learning_rate": 1e-4})}
+    )
+    summary = fit(changed, tensors / "tensors", tensors / "models", tensors / "reports")
+    assert summary["resumed_at_epoch"] is None and summary["epochs"] == 2

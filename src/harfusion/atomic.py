@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Generator
@@ -18,6 +19,14 @@ def atomic_path(target: str | Path) -> Generator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # A process killed mid-write (SIGKILL runs no cleanup) leaves its temporary behind; one
+    # writer per output in a workspace, so any earlier one is garbage by now.
+    ours = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.tmp")  # mkdtemp's names
+    for stale in (p for p in target.parent.iterdir() if ours.fullmatch(p.name)):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     shutil.rmtree(tmp)  # the caller decides whether it becomes a file or a directory
     try:

@@ -23,6 +23,7 @@ from harfusion.atomic import atomic_path
 from harfusion.comparison_plots import metric_panels, missing_modality_comparison, overview
 from harfusion.errors import HarfusionError
 from harfusion.experiments import (
+    LATENCY,
     METRICS,
     MISSING_MODALITY,
     SPLIT_SUMMARY,
@@ -58,7 +59,7 @@ def summarize(values: list[float]) -> dict[str, Any]:
 
 
 def _config_entry(group: str, overrides: dict[str, Any], runs: list[Experiment]) -> dict[str, Any]:
-    metrics = [run.metrics[METRICS] for run in runs]
+    metrics = [run.metrics[METRICS] | run.metrics.get(LATENCY, {}) for run in runs]
     missing = [run.metrics.get(MISSING_MODALITY) or {} for run in runs]
     subsets = [s for s in missing[0] if all(s in m for m in missing)]
     return {

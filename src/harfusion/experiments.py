@@ -14,6 +14,7 @@ from harfusion.errors import HarfusionError
 
 METRICS = "reports/eval/metrics.json"
 MISSING_MODALITY = "reports/eval/missing_modality.json"
+LATENCY = "reports/eval/latency.json"
 SPLIT_SUMMARY = "data/splits/summary.json"
 FINAL = frozenset({"success", "failed"})
 

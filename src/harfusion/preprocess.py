@@ -70,15 +70,18 @@ def fill_heart_rate(hr: np.ndarray, window: int) -> np.ndarray:
     return filled
 
 
-def _csv_bytes(subject: int, sessions: np.ndarray, rows: np.ndarray) -> bytes:
+def _csv_bytes(
+    subject: int, sessions: pa.DictionaryArray, rows: np.ndarray, index: np.ndarray
+) -> bytes:
+    """The CSV of `rows[index]` (and their sessions), a column at a time."""
     columns: dict[str, pa.Array] = {
-        "subject_id": pa.array(np.full(len(rows), subject, dtype=np.int32)),
-        "session": pa.array(sessions),
-        "timestamp_s": pa.array(rows[:, 0]),
-        "activity_id": pa.array(rows[:, 1].astype(np.int32)),
+        "subject_id": pa.array(np.full(len(index), subject, dtype=np.int32)),
+        "session": sessions.take(pa.array(index)),
+        "timestamp_s": pa.array(rows[index, 0]),
+        "activity_id": pa.array(rows[index, 1].astype(np.int32)),
     }
-    for index, name in enumerate(RAW_COLUMNS[2:], start=2):
-        columns[name] = pa.array(rows[:, index])
+    for column, name in enumerate(RAW_COLUMNS[2:], start=2):
+        columns[name] = pa.array(rows[index, column])
     buffer = io.BytesIO()
     pacsv.write_csv(pa.table(columns), buffer)
     return buffer.getvalue()
@@ -88,20 +91,24 @@ def _write_shard(
     out_dir: Path,
     subject: int,
     activity: int,
-    sessions: np.ndarray,
+    sessions: pa.DictionaryArray,
     rows: np.ndarray,
+    index: np.ndarray,
     max_mb: float,
 ) -> list[dict]:
-    """Write one subject × activity shard, in numbered parts if it would exceed `max_mb`."""
-    data = _csv_bytes(subject, sessions, rows)
+    """Write one subject × activity shard (`rows[index]`), in numbered parts if over `max_mb`."""
+    data = _csv_bytes(subject, sessions, rows, index)
     parts = max(1, int(np.ceil(len(data) / (max_mb * 1e6))))
     folder = out_dir / f"subject_{subject}"
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
-    bounds = np.linspace(0, len(rows), parts + 1).astype(int)
+    bounds = np.linspace(0, len(index), parts + 1).astype(int)
+    # Byte offset where each line starts: a part is the header plus a run of whole lines.
+    line_starts = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")) + 1
+    header = data[: line_starts[0]]
     for part, (start, stop) in enumerate(pairwise(bounds)):
         name = f"activity_{activity}.csv" if parts == 1 else f"activity_{activity}_part{part}.csv"
-        chunk = data if parts == 1 else _csv_bytes(subject, sessions[start:stop], rows[start:stop])
+        chunk = data if parts == 1 else header + data[line_starts[start] : line_starts[stop]]
         (folder / name).write_bytes(chunk)
         entries.append(
             {
@@ -132,21 +139,29 @@ def preprocess(
         for subject, subject_recordings in tqdm(
             sorted(by_subject.items()), desc="preprocess", unit="subject"
         ):
-            rows, session_names = [], []
+            rows, session_codes = [], []
             for recording in subject_recordings:
                 values = read_dat(recording.path)
                 values[:, _HR] = fill_heart_rate(values[:, _HR], hr_median_window)
-                values = values[values[:, _ACTIVITY] != TRANSIENT_ACTIVITY]
                 rows.append(values)
-                session_names.append(np.full(len(values), recording.session, dtype=object))
-            all_rows = np.concatenate(rows)
-            all_sessions = np.concatenate(session_names)
+                code = sessions.index(recording.session)
+                session_codes.append(np.full(len(values), code, dtype=np.int8))
+            # column-major, as read_dat returns it
+            all_rows = rows[0] if len(rows) == 1 else np.concatenate(rows)
+            all_sessions = pa.DictionaryArray.from_arrays(
+                np.concatenate(session_codes), pa.array(sessions)
+            )
+            # Row indexes grouped by activity, recording order kept, transients left out: the
+            # writer gathers each column once, with no row-major copy of the subject.
             activities = all_rows[:, _ACTIVITY].astype(int)
-            for activity in np.unique(activities):
-                keep = activities == activity
+            labelled = np.flatnonzero(activities != TRANSIENT_ACTIVITY)
+            order = labelled[np.argsort(activities[labelled], kind="stable")]
+            found, starts = np.unique(activities[order], return_index=True)
+            for activity, (start, stop) in zip(found, pairwise([*starts, len(order)]), strict=True):
                 shards += _write_shard(
-                    tmp, subject, int(activity), all_sessions[keep], all_rows[keep], max_shard_mb
-                )
+                    tmp, subject, int(activity), all_sessions, all_rows, order[start:stop],
+                    max_shard_mb,
+                )  # fmt: skip
         if not shards:
             raise HarfusionError(f"data.raw_dir: {raw_dir} holds no rows with a non-zero activity")
         (tmp / SHARD_INDEX).write_text(json.dumps(shards, indent=1))

@@ -24,7 +24,7 @@ from harfusion.experiments import METRICS, dvc
 REPORT = Path("reports/report.md")
 PARAM_COLUMNS = r"^(Experiment|fusion|heads|chunk_size|modalities|seed)$"
 METRIC_COLUMNS = (
-    r"^(Experiment|(reports/eval/metrics\.json:)?"
+    r"^(Experiment|(reports/eval/(metrics|latency)\.json:)?"
     r"(accuracy|f1_macro|f1_weighted|ece_before|ece_after|latency_ms_mean|parameters))$"
 )
 FIGURE_TITLES = {"overview": "All finished configurations"}

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ from harfusion.datamodule import WindowDataModule
 from harfusion.errors import HarfusionError
 from harfusion.fusion import FusionModel, build_model, channels_for
 from harfusion.params import Params
+from harfusion.tensorize import MANIFEST, NORM_STATS
 
 MODEL_FILE = "model.pt"
 
@@ -78,8 +83,43 @@ def make_module(params: Params, data: WindowDataModule) -> FusionClassifier:
     return module
 
 
+RESUME_DIR = Path(".resume/train")  # beside models/, never a DVC output (see `fit`)
+
+
+def fingerprint(params: Params, tensor_dir: Path) -> str:
+    """What a checkpoint must have been trained on to be resumed: train's params and data."""
+    tracked = params.model_dump(include={"seed", "fusion", "heads", "modalities", "dataset"})
+    tracked |= params.model_dump(include={"model", "train"}, exclude={"train": {"resume"}})
+    digest = hashlib.sha256(json.dumps(tracked, sort_keys=True).encode())
+    for name in (MANIFEST, NORM_STATS):
+        digest.update((tensor_dir / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _resume_from(params: Params, tensor_dir: Path, work: Path) -> Path | None:
+    """`last.ckpt` in `work` if `train.resume` is on and it was trained on the same inputs."""
+    if not params.train.resume:
+        return None
+    stamp, last = work / "fingerprint", work / "last.ckpt"
+    current = fingerprint(params, tensor_dir)
+    if last.exists() and stamp.exists() and stamp.read_text() == current:
+        return last
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return None  # DDP workers start after rank 0 prepared the directory; they only read
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    stamp.write_text(current)
+    return None
+
+
 def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -> dict:
-    """Train, keep the best validation-loss checkpoint, write `models/model.pt`."""
+    """Train, keep the best validation-loss checkpoint, write `models/model.pt`.
+
+    Checkpoints are written outside `models/` while training: DVC deletes a stage's outputs
+    before it runs, and `persist: true` would cost the stage its run-cache. With `train.resume`
+    they stay in `.resume/train/` until training finishes, so a killed run picks up from
+    `last.ckpt` — only if params and tensors are unchanged (a fingerprint guards that).
+    """
     # dvclive imports DVC; importing it here lets benchmarks build the Trainer without it.
     from dvclive.lightning import DVCLiveLogger
 
@@ -88,22 +128,32 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
     train = params.train
     data = WindowDataModule(tensor_dir, params)
     module = make_module(params, data)
-    checkpoints = models_dir / "checkpoints"
-    checkpoint = ModelCheckpoint(
-        dirpath=checkpoints, filename="best", monitor="val_loss", mode="min", save_last=train.resume
-    )
-    trainer = make_trainer(
-        params,
-        callbacks=[EarlyStopping("val_loss", patience=train.patience), checkpoint],
-        logger=DVCLiveLogger(dir=str(reports_dir), dvcyaml=False, save_dvc_exp=False),
-    )
-    resume = checkpoints / "last.ckpt" if train.resume else None
-    started = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=resume if resume and resume.exists() else None)
-    seconds = time.perf_counter() - started
+    with contextlib.ExitStack() as stack:
+        work = models_dir.parent / RESUME_DIR
+        if not train.resume:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".train-")))
+        resume = _resume_from(params, tensor_dir, work)
+        resumed = torch.load(resume, weights_only=True)["epoch"] + 1 if resume else None
+        checkpoint = ModelCheckpoint(
+            dirpath=work, filename="best", monitor="val_loss", mode="min", save_last=train.resume
+        )
+        trainer = make_trainer(
+            params,
+            callbacks=[EarlyStopping("val_loss", patience=train.patience), checkpoint],
+            logger=DVCLiveLogger(dir=str(reports_dir), dvcyaml=False, save_dvc_exp=False),
+        )
+        started = time.perf_counter()
+        trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+        seconds = time.perf_counter() - started
+        if trainer.is_global_zero:
+            with atomic_path(models_dir / "checkpoints" / "best.ckpt") as tmp:
+                shutil.copyfile(checkpoint.best_model_path, tmp)
+            shutil.rmtree(models_dir.parent / RESUME_DIR, ignore_errors=True)
     if not trainer.is_global_zero:
         return {}
-    best = torch.load(checkpoint.best_model_path, weights_only=True, map_location="cpu")
+    best = torch.load(
+        models_dir / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu"
+    )
     state = {
         k.removeprefix("model."): v for k, v in best["state_dict"].items() if k.startswith("model.")
     }
@@ -112,6 +162,7 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
         "best_val_loss": float(checkpoint.best_model_score or float("nan")),
         "fit_seconds": round(seconds, 2),
         "seconds_per_epoch": round(seconds / max(trainer.current_epoch, 1), 3),
+        "resumed_at_epoch": resumed,
     }
     with atomic_path(models_dir / MODEL_FILE) as tmp:
         torch.save(
