@@ -236,6 +236,10 @@ def test_comparison_and_report_average_seeds_and_list_what_did_not_finish(tmp_pa
     )
     assert "- failed: **fusion-late-s1** (log: `/logs/late.out`)" in text
     assert "![Fusion type, all four modalities](comparison/fusion.png)" in text
+    loso = "# Leave-one-subject-out: fusion-early\n\n**Pooled out-of-fold macro F1:** 0.8\n"
+    with_loso = render(saved, tmp_path / "comparison", report, {}, loso)
+    assert "## Leave-one-subject-out: fusion-early" in with_loso
+    assert with_loso.index("**Pooled out-of-fold") < with_loso.index("## Figures")
 
 
 def test_exp_show_json_states_and_logs() -> None:

@@ -22,6 +22,7 @@ from harfusion.errors import HarfusionError
 from harfusion.experiments import METRICS, dvc
 
 REPORT = Path("reports/report.md")
+LOSO_MD = Path("reports/loso/loso.md")
 PARAM_COLUMNS = r"^(Experiment|fusion|heads|chunk_size|modalities|seed)$"
 METRIC_COLUMNS = (
     r"^(Experiment|(reports/eval/(metrics|latency)\.json:)?"
@@ -171,8 +172,13 @@ def dvc_tables(comparison: dict[str, Any]) -> dict[str, str]:
 
 
 def render(
-    comparison: dict[str, Any], figure_dir: Path, report: Path, tables: dict[str, str]
+    comparison: dict[str, Any],
+    figure_dir: Path,
+    report: Path,
+    tables: dict[str, str],
+    loso: str | None = None,
 ) -> str:
+    """The report; `loso` is `python -m harfusion.loso`'s markdown, one heading level down."""
     lines = ["# Ablation report", "", "## Protocol", "", *protocol_lines(comparison), ""]
     lines += ["## Results", ""]
     if comparison["configs"]:
@@ -182,6 +188,9 @@ def render(
         lines.append("No configuration has finished yet.")
     status = status_lines(comparison, report)
     lines += ["", *status, ""] if status else [""]
+    if loso:
+        lines += [f"#{line}" if line.startswith("#") else line for line in loso.splitlines()]
+        lines.append("")
     if comparison.get("figures"):
         lines += ["## Figures", "", *figure_lines(comparison, figure_dir, report)]
     if tables:
@@ -198,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--comparison", type=Path, default=OUT_DIR)
     parser.add_argument("--out", type=Path, default=REPORT)
+    parser.add_argument("--loso", type=Path, default=LOSO_MD, help="included when it exists")
     args = parser.parse_args(argv)
     path = args.comparison / JSON_NAME
     try:
@@ -208,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{path}: not found; run `python -m harfusion.comparison`"
             ) from None
         tables = dvc_tables(comparison) if comparison["configs"] else {}
-        write_text(args.out, render(comparison, args.comparison, args.out, tables))
+        loso = args.loso.read_text() if args.loso.exists() else None
+        write_text(args.out, render(comparison, args.comparison, args.out, tables, loso))
     except HarfusionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
