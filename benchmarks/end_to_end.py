@@ -90,7 +90,7 @@ def main() -> None:
                         13 * sum(stages), "s", f"<= {TARGET_SWEEP_S} s"))  # fmt: skip
     report("end to end (fresh clones)", rows)
     startup = [uv(), "run", "--no-sync", "python", "benchmarks/startup.py"]
-    subprocess.run(startup + (["--smoke"] if options.smoke else []), cwd=ours, check=True)
+    subprocess.run([*startup, *(["--smoke"] if options.smoke else [])], cwd=ours, check=True)
 
 
 if __name__ == "__main__":

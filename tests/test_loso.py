@@ -80,7 +80,7 @@ def test_pooled_f1_pools_predictions_not_fold_scores() -> None:
     assert [f["windows"] for f in summary["folds"]] == [3, 2]
     assert summary["missing"] == [runs[2].name]
     text = loso.markdown(summary, HYBRID, Params(), seeds=1)
-    assert "**Pooled out-of-fold macro F1:**" in text and "| 101 | 102 | 42 | 3 |" in text
+    assert "- **Pooled out-of-fold macro F1:** " in text and "| 101 | 102 | 42 | 3 |" in text
     assert "Not finished: loso-fusion-hybrid-t103" in text
 
 

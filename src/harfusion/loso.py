@@ -136,8 +136,9 @@ def markdown(summary: dict[str, Any], config: Config, params: Params, seeds: int
         f"- **Subjects:** {', '.join(map(str, subjects))}",
         f"- **Seeds:** {seeds} per fold; overrides {json.dumps(config.overrides)}",
         "",
-        f"**Pooled out-of-fold macro F1:** {_mean_std(summary['pooled_f1_macro'])} over seeds",
-        f"**Macro F1 per fold:** {_mean_std(summary['fold_f1_macro'])}",
+        f"- **Pooled out-of-fold macro F1:** {_mean_std(summary['pooled_f1_macro'])} "
+        "(all folds' test windows scored at once; mean ± std over seeds)",
+        f"- **Macro F1 per fold:** {_mean_std(summary['fold_f1_macro'])}",
         "",
         "| test subject | val subject | seed | windows | accuracy | macro F1 |",
         "|---:|---:|---:|---:|---:|---:|",
