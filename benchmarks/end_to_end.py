@@ -59,7 +59,8 @@ def fresh_clone(target: Path, overrides: dict) -> Path:
 
 
 def stage_commands(clone: Path) -> list[str]:
-    return [stage["cmd"] for stage in yaml.safe_load((clone / "dvc.yaml").read_text())["stages"]]
+    stages = yaml.safe_load((clone / "dvc.yaml").read_text())["stages"]
+    return [stage["cmd"] for stage in stages.values()]
 
 
 def main() -> None:

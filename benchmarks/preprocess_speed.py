@@ -99,6 +99,7 @@ def main() -> None:
         for kind in ("ours", "parse", "parse+write"):
             out = options.work / "preprocess-out"
             shutil.rmtree(out, ignore_errors=True)
+            os.sync()  # the previous child's writes must not be flushed on this one's time
             runs[kind] = run_child([sys.executable, __file__, "--child", kind, str(data), str(out)])
         shutil.rmtree(options.work / "preprocess-out", ignore_errors=True)
         first = first or runs
