@@ -26,14 +26,15 @@ class WindowDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         dataset = self.params.dataset
-        for split in () if self.splits else ("train", "val", "test"):
-            self.splits[split] = open_windows(
-                self.tensor_dir,
-                split,
-                self.params.modalities,
-                dataset.channel_groups,
-                dataset.prefetch_shards,
-            )
+        if not self.splits:
+            for split in ("train", "val", "test"):
+                self.splits[split] = open_windows(
+                    self.tensor_dir,
+                    split,
+                    self.params.modalities,
+                    dataset.channel_groups,
+                    dataset.prefetch_shards,
+                )
         device = self._gather_device()
         for windows in self.splits.values():
             if device is not None and isinstance(windows, ShardWindows):

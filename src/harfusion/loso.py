@@ -20,7 +20,7 @@ from typing import Any
 
 from sklearn.metrics import f1_score
 
-from harfusion.ablations import Config, Run, check_runs, load_ablations, parse_set
+from harfusion.ablations import Config, Run, check_runs, expand, load_ablations, parse_set
 from harfusion.atomic import write_text
 from harfusion.comparison import summarize
 from harfusion.errors import HarfusionError
@@ -30,6 +30,7 @@ from harfusion.sweep import LOG_DIR, default_jobs, queue, report_failures, start
 
 CONFUSION = "reports/eval/confusion.csv"
 OUT_DIR = Path("reports/loso")
+MARKDOWN = OUT_DIR / "loso.md"  # the ablation report includes it
 
 
 def subjects_of(params: Params, chosen: list[int] | None) -> list[int]:
@@ -48,22 +49,23 @@ def subjects_of(params: Params, chosen: list[int] | None) -> list[int]:
 def folds(
     config: Config, subjects: list[int], seeds: int, extra: dict[str, Any] | None = None
 ) -> list[Run]:
-    """One run per test subject (and seed); the next subject in the list validates."""
-    if seeds < 1:
-        raise HarfusionError(f"--seeds must be at least 1, got {seeds}")
-    runs = []
-    for index, test in enumerate(subjects):
-        val = subjects[(index + 1) % len(subjects)]
-        split = {
-            "split.strategy": "subject",
-            "split.test_subjects": [test],
-            "split.val_subjects": [val],
-        }
-        for seed in range(1, seeds + 1):
-            name = f"loso-{config.name}-t{test}" + (f"-s{seed}" if seeds > 1 else "")
-            with_seed = {"seed": seed} if seeds > 1 else {}
-            runs.append(Run(name, config, config.overrides | (extra or {}) | split | with_seed))
-    return runs
+    """One run per test subject (and seed, named as the sweep names them); the next subject in
+    the list validates. The fold's split wins over `extra`."""
+    fold_configs = [
+        Config(
+            f"loso-{config.name}-t{test}",
+            config.group,
+            config.overrides
+            | (extra or {})
+            | {
+                "split.strategy": "subject",
+                "split.test_subjects": [test],
+                "split.val_subjects": [subjects[(index + 1) % len(subjects)]],
+            },
+        )
+        for index, test in enumerate(subjects)
+    ]
+    return expand(fold_configs, seeds)
 
 
 def _predictions(text: str) -> tuple[list[str], list[str]]:
@@ -99,6 +101,7 @@ def summarize_folds(
         )
     if not rows:
         raise HarfusionError("no LOSO fold finished; nothing to summarize")
+    summarized = {row["experiment"] for row in rows}
     pooled_f1 = {
         seed: float(f1_score(actual, predicted, average="macro", zero_division=0))
         for seed, (actual, predicted) in pooled_by_seed.items()
@@ -109,7 +112,7 @@ def summarize_folds(
         "pooled_f1_macro_by_seed": {str(seed): value for seed, value in pooled_f1.items()},
         "fold_f1_macro": summarize([row["f1_macro"] for row in rows]),
         "fold_accuracy": summarize([row["accuracy"] for row in rows]),
-        "missing": [run.name for run in runs if run.name not in {r["experiment"] for r in rows}],
+        "missing": [run.name for run in runs if run.name not in summarized],
     }
 
 
@@ -204,9 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         summary = summarize_folds(runs, finished, confusion)
         text = markdown(summary, config, params, args.seeds)
-        args.out.mkdir(parents=True, exist_ok=True)
         write_text(args.out / "loso.json", json.dumps(summary, indent=2) + "\n")
-        write_text(args.out / "loso.md", text)
+        write_text(args.out / MARKDOWN.name, text)
         print(text)
         return 1 if failures else 0
     except HarfusionError as exc:

@@ -20,9 +20,9 @@ from harfusion.atomic import write_text
 from harfusion.comparison import JSON_NAME, OUT_DIR, modality_label
 from harfusion.errors import HarfusionError
 from harfusion.experiments import METRICS, dvc
+from harfusion.loso import MARKDOWN as LOSO_MARKDOWN
 
 REPORT = Path("reports/report.md")
-LOSO_MD = Path("reports/loso/loso.md")
 PARAM_COLUMNS = r"^(Experiment|fusion|heads|chunk_size|modalities|seed)$"
 METRIC_COLUMNS = (
     r"^(Experiment|(reports/eval/(metrics|latency)\.json:)?"
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--comparison", type=Path, default=OUT_DIR)
     parser.add_argument("--out", type=Path, default=REPORT)
-    parser.add_argument("--loso", type=Path, default=LOSO_MD, help="included when it exists")
+    parser.add_argument("--loso", type=Path, default=LOSO_MARKDOWN, help="included when it exists")
     args = parser.parse_args(argv)
     path = args.comparison / JSON_NAME
     try:
@@ -218,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{path}: not found; run `python -m harfusion.comparison`"
             ) from None
         tables = dvc_tables(comparison) if comparison["configs"] else {}
-        loso = args.loso.read_text() if args.loso.exists() else None
-        write_text(args.out, render(comparison, args.comparison, args.out, tables, loso))
+        folds = args.loso.read_text() if args.loso.exists() else None
+        write_text(args.out, render(comparison, args.comparison, args.out, tables, folds))
     except HarfusionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
