@@ -82,3 +82,19 @@ def test_bad_row_leaves_previous_output_untouched(tmp_path: Path) -> None:
         _run(raw, out)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_threads_do_not_change_the_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = tmp_path / "raw"
+    for subject in (101, 102, 103):
+        acts = [(1, 300), (0, 20), (4, 500), (9, 200), (12, 400)]
+        write_recording(raw / "Protocol" / f"subject{subject}.dat", acts, seed=subject)
+    threaded = _run(raw, tmp_path / "threaded", max_shard_mb=0.1)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0})
+    single = _run(raw, tmp_path / "single", max_shard_mb=0.1)
+    assert threaded == single
+    keys = [(s["subject"], s["activity"]) for s in single]
+    assert keys == sorted(keys) and len(set(keys)) == 12 and len(keys) > 12  # parts, in order
+    for shard in single:
+        got = (tmp_path / "threaded" / shard["path"]).read_bytes()
+        assert got == (tmp_path / "single" / shard["path"]).read_bytes()
