@@ -23,7 +23,8 @@ from lightning.pytorch.loggers import Logger
 
 from harfusion.datamodule import WindowDataModule
 from harfusion.params import Params
-from harfusion.training import configure_threads, make_module, make_trainer
+from harfusion.threads import configure_threads
+from harfusion.training import make_module, make_trainer
 
 
 @dataclass

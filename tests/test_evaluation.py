@@ -1,3 +1,9 @@
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 from torch.utils.data import DataLoader
 
@@ -65,3 +71,20 @@ def test_missing_modality_covers_15_subsets_and_really_removes_data() -> None:
     assert {tuple(r["modalities"]) for r in results.values()} == set(nonempty_subsets(MODALITIES))
     assert results["imu_ankle"]["accuracy"] >= 0.9  # the ankle carries the class
     assert results["imu_hand+imu_chest+heart_rate"]["accuracy"] <= 0.6  # chance is 1/3
+
+
+def test_evaluate_stage_starts_without_lightning() -> None:
+    """Lightning's imports take seconds; evaluation never trains, so it must not pay them."""
+    probe = "import runpy, sys; runpy.run_path('stages/evaluate.py'); print(sorted(sys.modules))"
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=root,
+        env=os.environ | {"PYTHONPATH": "src"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    modules = set(ast.literal_eval(out.strip().splitlines()[-1]))
+    assert "harfusion.evaluation" in modules and "torch" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("lightning", "pytorch_lightning")}

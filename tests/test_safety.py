@@ -20,8 +20,8 @@ import torch
 from harfusion.dataset import LegacyNpyWindows, ShardWindows, load_tensor_shard
 from harfusion.errors import HarfusionError
 from harfusion.fusion import build_model, channels_for
+from harfusion.model_file import MODEL_FILE, architecture, load_model
 from harfusion.params import Params
-from harfusion.training import MODEL_FILE, architecture, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 SCANNED = ("src", "stages", "benchmarks")

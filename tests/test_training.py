@@ -12,8 +12,9 @@ import torch
 import yaml
 
 from harfusion.errors import HarfusionError
+from harfusion.model_file import load_model
 from harfusion.params import Params
-from harfusion.training import fingerprint, fit, load_model
+from harfusion.training import fingerprint, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY: dict[str, Any] = {

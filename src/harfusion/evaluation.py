@@ -21,12 +21,13 @@ from harfusion.calibration import (
     fit_temperature,
     reliability_bins,
 )
-from harfusion.datamodule import WindowDataModule
 from harfusion.fusion import FusionModel
+from harfusion.loaders import SplitLoaders
 from harfusion.masking import nonempty_subsets, subset_mask
+from harfusion.model_file import load_model
 from harfusion.params import Params
 from harfusion.plots import attention_figure, reliability_diagram
-from harfusion.training import configure_threads, load_model
+from harfusion.threads import configure_threads
 
 
 @dataclass
@@ -225,7 +226,7 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
     configure_threads(params)
     model, saved = load_model(params, models_dir)
     class_names: list[str] = saved["class_names"]
-    data = WindowDataModule(tensor_dir, params)
+    data = SplitLoaders(tensor_dir, params)
     test_loader, val_loader = data.loader("test"), data.loader("val")
     bins = params.evaluate.ece_bins
     test, val = predict(model, test_loader), predict(model, val_loader)

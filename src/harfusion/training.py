@@ -14,37 +14,17 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import Logger
 
 from harfusion.atomic import atomic_path
 from harfusion.classifier import FusionClassifier
 from harfusion.datamodule import WindowDataModule
-from harfusion.errors import HarfusionError
-from harfusion.fusion import FusionModel, build_model, channels_for
+from harfusion.fusion import channels_for
+from harfusion.model_file import architecture, save_model
 from harfusion.params import Params
 from harfusion.tensorize import MANIFEST, NORM_STATS
-
-MODEL_FILE = "model.pt"
-
-
-def architecture(params: Params) -> dict:
-    """The params that decide the network's shape; evaluation checks them against the file."""
-    keys = ("fusion", "heads", "modalities", "model")
-    return {key: value for key, value in params.model_dump().items() if key in keys} | {
-        "channel_groups": params.dataset.channel_groups
-    }
-
-
-def configure_threads(params: Params) -> int:
-    """Set torch's CPU threads from `train.cpu_threads`, unless OMP_NUM_THREADS already says."""
-    if "OMP_NUM_THREADS" in os.environ:
-        return torch.get_num_threads()
-    threads = params.train.cpu_threads
-    if threads == "auto":
-        threads = max(1, len(os.sched_getaffinity(0)) // 2)
-    torch.set_num_threads(threads)
-    return threads
+from harfusion.threads import configure_threads
 
 
 def _precision() -> str:
@@ -56,6 +36,11 @@ def make_trainer(
 ) -> L.Trainer:
     """The Trainer as the train stage configures it; benchmarks override its length."""
     train = params.train
+    if overrides.get("enable_progress_bar", True):
+        # Lightning's default bar redraws 100 times a second from a thread that needs the GIL,
+        # which a launch-bound loop (small models on a GPU) feels: ~10% of its steps on a toy
+        # loop here. Four redraws a second read the same.
+        callbacks = [*callbacks, RichProgressBar(refresh_rate=4)]
     options: dict[str, Any] = {
         "max_epochs": train.max_epochs,
         "min_epochs": train.min_epochs,
@@ -164,35 +149,13 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
         "seconds_per_epoch": round(seconds / max(trainer.current_epoch, 1), 3),
         "resumed_at_epoch": resumed,
     }
-    with atomic_path(models_dir / MODEL_FILE) as tmp:
-        torch.save(
-            {
-                "state_dict": state,
-                "classes": data.classes,
-                "class_names": data.class_names,
-                "channels": channels_for(params),
-                "architecture": architecture(params),
-                "summary": summary,
-            },
-            tmp,
-        )
+    save_model(
+        models_dir,
+        state,
+        classes=data.classes,
+        class_names=data.class_names,
+        channels=channels_for(params),
+        architecture=architecture(params),
+        summary=summary,
+    )
     return summary
-
-
-def load_model(params: Params, models_dir: Path) -> tuple[FusionModel, dict]:
-    """Rebuild the trained network; refuse a file trained with different architecture params."""
-    path = models_dir / MODEL_FILE
-    try:
-        saved = torch.load(path, weights_only=True, map_location="cpu")
-    except FileNotFoundError:
-        raise HarfusionError(f"{path}: no trained model; run `dvc repro train`") from None
-    except Exception as exc:  # UnpicklingError for anything but plain tensors and containers
-        raise HarfusionError(f"{path}: not a model file this project wrote ({exc})") from None
-    if saved["architecture"] != architecture(params):
-        raise HarfusionError(
-            f"{path}: trained with {json.dumps(saved['architecture'])}, "
-            f"params.yaml now says {json.dumps(architecture(params))}; run `dvc repro train`"
-        )
-    model = build_model(params, saved["channels"], len(saved["classes"]))
-    model.load_state_dict(saved["state_dict"])
-    return model.eval(), saved

@@ -1,0 +1,92 @@
+"""The splits' windows and their DataLoaders, as training and evaluation read them.
+
+Free of Lightning, so `evaluate` starts without importing it (benchmarks/startup.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from harfusion.dataset import LegacyNpyWindows, ShardWindows, collate_windows, open_windows
+from harfusion.errors import HarfusionError
+from harfusion.params import Params
+
+
+class SplitLoaders:
+    def __init__(
+        self, tensor_dir: str | Path, params: Params, device: torch.device | None = None
+    ) -> None:
+        """`device`: where the model runs; on CUDA, batches may be gathered there."""
+        self.tensor_dir = Path(tensor_dir)
+        self.params = params
+        self.device = device
+        self.splits: dict[str, ShardWindows | LegacyNpyWindows] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        dataset = self.params.dataset
+        if not self.splits:
+            for split in ("train", "val", "test"):
+                self.splits[split] = open_windows(
+                    self.tensor_dir,
+                    split,
+                    self.params.modalities,
+                    dataset.channel_groups,
+                    dataset.prefetch_shards,
+                )
+        device = self._gather_device()
+        for windows in self.splits.values():
+            if device is not None and isinstance(windows, ShardWindows):
+                windows.to(device)
+
+    def target_device(self) -> torch.device | None:
+        return self.device
+
+    def _gather_device(self) -> torch.device | None:
+        """The CUDA device to gather batches on, if `dataset.gather_on_device` allows it.
+
+        Loading, not the GPU, limited GPU training (benchmarks/gpu_training.py): a batch
+        gathered from rows already on the device costs no host work and no copy.
+        """
+        dataset = self.params.dataset
+        device = self.target_device()
+        if dataset.gather_on_device is False or device is None:
+            return None
+        if device.type != "cuda" or dataset.num_workers > 0 or not dataset.prefetch_shards:
+            if dataset.gather_on_device is True:
+                raise HarfusionError(
+                    "dataset.gather_on_device: true needs a CUDA device, num_workers: 0 and "
+                    "prefetch_shards: true"
+                )
+            return None
+        return device
+
+    @property
+    def classes(self) -> list[int]:
+        self.setup()
+        return self.splits["train"].classes
+
+    @property
+    def class_names(self) -> list[str]:
+        self.setup()
+        return self.splits["train"].class_names
+
+    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        self.setup()
+        dataset = self.params.dataset
+        pin = dataset.pin_memory
+        windows = self.splits[split]
+        on_device = isinstance(windows, ShardWindows) and windows.device.type != "cpu"
+        generator = torch.Generator().manual_seed(self.params.seed)
+        return DataLoader(
+            windows,
+            batch_size=dataset.batch_size,
+            shuffle=shuffle,
+            generator=generator if shuffle else None,
+            collate_fn=collate_windows,
+            num_workers=dataset.num_workers,
+            persistent_workers=dataset.num_workers > 0,
+            pin_memory=not on_device and (torch.cuda.is_available() if pin == "auto" else pin),
+        )
