@@ -4,10 +4,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from harfusion.evaluation import mc_dropout_probs, missing_modality_metrics, predict
+from harfusion.evaluation import (
+    classification_metrics,
+    mc_dropout_probs,
+    missing_modality_metrics,
+    predict,
+    uncertainty_metrics,
+)
 from harfusion.fusion import build_model, channels_for
 from harfusion.masking import nonempty_subsets
 from harfusion.params import Params
@@ -88,3 +95,32 @@ def test_evaluate_stage_starts_without_lightning() -> None:
     modules = set(ast.literal_eval(out.strip().splitlines()[-1]))
     assert "harfusion.evaluation" in modules and "torch" in modules
     assert not {m for m in modules if m.split(".")[0] in ("lightning", "pytorch_lightning")}
+
+
+def test_classification_and_uncertainty_metrics_agree_with_sklearn() -> None:
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    generator = torch.Generator().manual_seed(3)
+    names = [f"activity {i}" for i in range(6)]
+    labels = torch.randint(0, 5, (300,), generator=generator)  # activity 5 never occurs...
+    logits = torch.randn(300, 6, generator=generator)
+    logits[:40, 5] += 5  # ...but is predicted, and activity 4 is never predicted:
+    logits[:, 4] -= 10
+    got = classification_metrics(logits, labels, names)
+    truth, predicted = labels.numpy(), logits.argmax(dim=1).numpy()
+    present = list(range(5))
+    for average, key in (("macro", "f1_macro"), ("weighted", "f1_weighted")):
+        expected = f1_score(truth, predicted, labels=present, average=average, zero_division=0)
+        assert got[key] == pytest.approx(expected, abs=1e-12)
+    per_class = f1_score(truth, predicted, labels=present, average=None, zero_division=0)
+    assert got["per_class_f1"] == pytest.approx(dict(zip(names[:5], per_class, strict=True)))
+    assert got["per_class_f1"]["activity 4"] == 0.0 and "activity 5" not in got["per_class_f1"]
+    assert got["accuracy"] == pytest.approx((truth == predicted).mean(), abs=1e-12)
+
+    mc_probs = torch.randn(4, 300, 6, generator=generator).mul(2).softmax(dim=-1)
+    mean = mc_probs.mean(dim=0)
+    wrong = (mean.argmax(dim=1) != labels).numpy()
+    entropy = -(mean * mean.log()).sum(dim=-1).numpy()
+    uncertainty = uncertainty_metrics(mc_probs, labels, bins=10)
+    expected = roc_auc_score(wrong, entropy)
+    assert uncertainty["error_auroc_entropy"] == pytest.approx(expected, abs=1e-6)
