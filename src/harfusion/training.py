@@ -31,16 +31,20 @@ def _precision() -> str:
     return "bf16-mixed" if torch.cuda.is_available() else "32-true"
 
 
+def progress_bar() -> RichProgressBar:
+    """Lightning's default bar redraws 100 times a second from a thread that needs the GIL,
+    which a launch-bound loop (a small model on a GPU) feels; four redraws a second read the
+    same (benchmarks/progress_bar.py)."""
+    return RichProgressBar(refresh_rate=4)
+
+
 def make_trainer(
     params: Params, callbacks: list[Callback], logger: Logger | bool, **overrides
 ) -> L.Trainer:
     """The Trainer as the train stage configures it; benchmarks override its length."""
     train = params.train
     if overrides.get("enable_progress_bar", True):
-        # Lightning's default bar redraws 100 times a second from a thread that needs the GIL,
-        # which a launch-bound loop (small models on a GPU) feels: ~10% of its steps on a toy
-        # loop here. Four redraws a second read the same.
-        callbacks = [*callbacks, RichProgressBar(refresh_rate=4)]
+        callbacks = [*callbacks, progress_bar()]
     options: dict[str, Any] = {
         "max_epochs": train.max_epochs,
         "min_epochs": train.min_epochs,
