@@ -42,6 +42,7 @@ class SplitLoaders:
                 windows.to(device)
 
     def target_device(self) -> torch.device | None:
+        """Where the model runs (the DataModule asks its Trainer when not told)."""
         return self.device
 
     def _gather_device(self) -> torch.device | None:
