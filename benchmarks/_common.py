@@ -37,11 +37,9 @@ def parser(description: str) -> argparse.ArgumentParser:
     return args
 
 
-def cores() -> int:
-    return len(os.sched_getaffinity(0))
-
-
 def machine() -> str:
+    from harfusion.threads import usable_cores
+
     model = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -49,19 +47,20 @@ def machine() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return f"{cores()} cores, {model}"
+    return f"{usable_cores()} cores, {model}"
 
 
 def raw_data(work: Path, seconds_per_activity: float) -> Path:
     """The synthetic `.dat` set at this size, generated once and kept under `work`."""
     from harfusion.params import SyntheticParams
     from harfusion.synthetic import generate
+    from harfusion.threads import usable_cores
 
     out = work / f"raw-{seconds_per_activity:g}s"
     if not out.exists():
         started = time.perf_counter()
         synthetic = SyntheticParams(seconds_per_activity=seconds_per_activity)
-        rows = sum(generate(synthetic, synthetic.seed, out, workers=cores()).values())
+        rows = sum(generate(synthetic, synthetic.seed, out, workers=usable_cores()).values())
         print(f"data: {rows} raw rows in {time.perf_counter() - started:.1f} s → {out}")
     return out
 

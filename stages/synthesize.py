@@ -1,17 +1,16 @@
 """Stage synthesize: the embedded default data set, raw PAMAP2 `.dat` files."""
 
-import os
 from pathlib import Path
 
 from harfusion.cli import run_stage
 from harfusion.params import Params
 from harfusion.synthetic import generate
+from harfusion.threads import usable_cores
 
 
 def main(params: Params) -> None:
     synthetic = params.data.synthetic
-    workers = len(os.sched_getaffinity(0))
-    summary = generate(synthetic, synthetic.seed, Path(synthetic.out_dir), workers)
+    summary = generate(synthetic, synthetic.seed, Path(synthetic.out_dir), usable_cores())
     print(summary)
 
 

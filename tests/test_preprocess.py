@@ -89,8 +89,9 @@ def test_threads_do_not_change_the_output(tmp_path: Path, monkeypatch: pytest.Mo
     for subject in (101, 102, 103):
         acts = [(1, 300), (0, 20), (4, 500), (9, 200), (12, 400)]
         write_recording(raw / "Protocol" / f"subject{subject}.dat", acts, seed=subject)
+    monkeypatch.setattr("harfusion.preprocess.usable_cores", lambda: 4)
     threaded = _run(raw, tmp_path / "threaded", max_shard_mb=0.1)
-    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0})
+    monkeypatch.setattr("harfusion.preprocess.usable_cores", lambda: 1)
     single = _run(raw, tmp_path / "single", max_shard_mb=0.1)
     assert threaded == single
     keys = [(s["subject"], s["activity"]) for s in single]

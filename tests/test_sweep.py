@@ -402,7 +402,7 @@ def test_report_has_protocol_tables_and_working_image_links(swept) -> None:
 
 def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(sweep, "cores", lambda: 4)
+    monkeypatch.setattr(sweep, "usable_cores", lambda: 4)
     assert sweep.default_jobs(13) == 4 and sweep.default_jobs(2) == 2
     assert sweep.worker_env(2)["OMP_NUM_THREADS"] == "2"
     assert "OMP_NUM_THREADS" not in sweep.worker_env(1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from harfusion.atomic import atomic_path
 from harfusion.dat_reader import read_dat
 from harfusion.errors import HarfusionError
 from harfusion.pamap2 import PROCESSED_COLUMNS, RAW_COLUMNS, TRANSIENT_ACTIVITY
+from harfusion.threads import usable_cores
 
 SHARD_INDEX = "shards.json"
 _SUBJECT_FILE = re.compile(r"subject(\d+)\.dat")
@@ -170,8 +170,7 @@ def preprocess(
     # pyarrow parses, formats and writes with the GIL released, so threads overlap: a subject's
     # shards are written one per thread while the next subject is read. On two cores this took
     # a PAMAP2-scale set from 36 s to about 21 s (benchmarks/preprocess_speed.py).
-    threads = len(os.sched_getaffinity(0))
-    with atomic_path(out_dir) as tmp, ThreadPoolExecutor(threads) as pool:
+    with atomic_path(out_dir) as tmp, ThreadPoolExecutor(usable_cores()) as pool:
         tmp.mkdir()
         subjects = sorted(by_subject.items())
         load = partial(_load_subject, sessions=sessions, hr_median_window=hr_median_window)

@@ -21,6 +21,7 @@ from pathlib import Path
 from harfusion.ablations import Run, check_runs, expand, load_ablations, parse_set
 from harfusion.errors import HarfusionError
 from harfusion.experiments import FINAL, Experiment, dvc, show
+from harfusion.threads import usable_cores
 
 # Past a few workers, one training's data loading and evaluation contend for memory bandwidth
 # more than another worker gains.
@@ -28,20 +29,16 @@ MAX_DEFAULT_JOBS = 4
 LOG_DIR = Path("reports/sweep/logs")
 
 
-def cores() -> int:
-    return len(os.sched_getaffinity(0))
-
-
 def default_jobs(runs: int) -> int:
     """One single-threaded worker per core, at most MAX_DEFAULT_JOBS and one per run."""
-    return max(1, min(cores(), MAX_DEFAULT_JOBS, runs))
+    return max(1, min(usable_cores(), MAX_DEFAULT_JOBS, runs))
 
 
 def worker_env(jobs: int) -> dict[str, str]:
     """Split the cores between the workers: N trainings with N threads each oversubscribe."""
     env = dict(os.environ)
     if jobs > 1 and "OMP_NUM_THREADS" not in env:
-        env["OMP_NUM_THREADS"] = str(max(1, cores() // jobs))
+        env["OMP_NUM_THREADS"] = str(max(1, usable_cores() // jobs))
     return env
 
 
