@@ -13,15 +13,17 @@ the median round counts.
 from __future__ import annotations
 
 import statistics
-import time
 
 import lightning as L
 import torch
 from _common import Row, parser, report
-from lightning.pytorch.callbacks import Callback, ProgressBar
+from _loops import StepTimer
+from lightning.pytorch.callbacks import ProgressBar
 from torch import nn
 
 from harfusion.training import progress_bar
+
+BATCH = 4
 
 
 class Tiny(L.LightningModule):
@@ -37,25 +39,11 @@ class Tiny(L.LightningModule):
         return torch.optim.AdamW(self.parameters())
 
 
-class StepRate(Callback):
-    """Steps per second after `warmup` steps."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.started, self.rate = warmup, 0.0, 0.0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.warmup:
-            self.started = time.perf_counter()
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        self.rate = (trainer.global_step - self.warmup) / (time.perf_counter() - self.started)
-
-
 def steps_per_second(bar: ProgressBar | bool | None, steps: int, warmup: int) -> float:
     """`bar`: a bar callback, None for Lightning's default, False for none."""
     torch.manual_seed(0)
     data = torch.utils.data.TensorDataset(torch.randn(4096, 16), torch.randn(4096, 16))
-    rate = StepRate(warmup)
+    timer = StepTimer(warmup, BATCH)
     trainer = L.Trainer(
         accelerator="cpu",
         max_steps=steps,
@@ -63,10 +51,10 @@ def steps_per_second(bar: ProgressBar | bool | None, steps: int, warmup: int) ->
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=bar is not False,
-        callbacks=[rate, *([bar] if isinstance(bar, ProgressBar) else [])],
+        callbacks=[timer, *([bar] if isinstance(bar, ProgressBar) else [])],
     )
-    trainer.fit(Tiny(), torch.utils.data.DataLoader(data, batch_size=4))
-    return rate.rate
+    trainer.fit(Tiny(), torch.utils.data.DataLoader(data, batch_size=BATCH))
+    return len(timer.timing.starts) / timer.timing.seconds
 
 
 def main() -> None:
