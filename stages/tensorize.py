@@ -14,6 +14,7 @@ def main(params: Params) -> None:
         out_dir=Path("data/processed_tensors"),
         chunk_size=params.chunk_size,
         stride=params.stride,
+        train_stride=params.train_stride,
     )
     counts = {split: len(windows) for split, windows in manifest["windows"].items()}
     print(f"tensorize: windows per split {counts}, {len(manifest['classes'])} classes")

@@ -45,6 +45,26 @@ def test_windows_stay_inside_one_shard_and_split(tensors: Path) -> None:
             assert np.all((steps > 0) & (steps < 0.015))
 
 
+def test_train_stride_overlaps_training_windows_only(tensors: Path) -> None:
+    """The fixture cut windows of 64 every 32 rows; a train stride of 8 quadruples the train
+    windows and leaves validation and test windows (the evaluation protocol) as they were."""
+    before = json.loads((tensors / "tensors" / "manifest.json").read_text())
+    out = tensors / "dense"
+    after = tensorize(tensors / "splits", tensors / "processed", out, 64, 32, train_stride=8)
+    assert after["stride"] == 32 and after["train_stride"] == 8
+    assert after["windows"]["val"] == before["windows"]["val"]
+    assert after["windows"]["test"] == before["windows"]["test"]
+    starts = np.array(after["windows"]["train"])
+    first_shard = starts[starts[:, 0] == starts[0, 0], 1]
+    assert np.diff(first_shard).tolist() == [8] * (len(first_shard) - 1)
+    assert len(starts) > 3 * len(before["windows"]["train"])
+    assert (out / "norm_stats.json").read_text() == (
+        tensors / "tensors" / "norm_stats.json"
+    ).read_text()
+    assert Params.model_validate({"dataset": {"train_stride": 8}}).train_stride == 8
+    assert Params(chunk_size=256).train_stride == 256
+
+
 def test_norm_stats_fit_on_train_rows_only(tensors: Path) -> None:
     stats = json.loads((tensors / "tensors" / "norm_stats.json").read_text())
     train = [

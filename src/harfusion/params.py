@@ -67,6 +67,9 @@ class SplitParams(Strict):
 
 class DatasetParams(Strict):
     chunk_stride: int | None = Field(None, ge=1)
+    # Training windows only (null: chunk_stride): overlapping windows multiply the training set
+    # for free, while validation and test windows stay the evaluation protocol's.
+    train_stride: int | None = Field(None, ge=1)
     channel_groups: list[ChannelGroup] = Field(["acc16", "gyro", "mag"], min_length=1)
     prefetch_shards: bool = True
     pin_memory: bool | Literal["auto"] = "auto"
@@ -181,6 +184,10 @@ class Params(Strict):
     @property
     def stride(self) -> int:
         return self.dataset.chunk_stride or self.chunk_size
+
+    @property
+    def train_stride(self) -> int:
+        return self.dataset.train_stride or self.stride
 
 
 def _describe(error: ValidationError, source: Path) -> str:
