@@ -9,7 +9,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from harfusion.evaluation import (
-    classification_metrics,
     mc_dropout_probs,
     missing_modality_metrics,
     predict,
@@ -17,6 +16,7 @@ from harfusion.evaluation import (
 )
 from harfusion.fusion import build_model, channels_for
 from harfusion.masking import nonempty_subsets
+from harfusion.metrics import classification_metrics
 from harfusion.params import Params
 
 MODALITIES = ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]

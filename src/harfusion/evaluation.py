@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
-from torchmetrics.functional.classification import binary_auroc, multiclass_stat_scores
+from torchmetrics.functional.classification import binary_auroc
 
 from harfusion.atomic import atomic_path
 from harfusion.calibration import (
@@ -22,6 +22,7 @@ from harfusion.calibration import (
     reliability_bins,
 )
 from harfusion.fusion import FusionModel
+from harfusion.metrics import classification_metrics
 from harfusion.loaders import SplitLoaders
 from harfusion.masking import nonempty_subsets, subset_mask
 from harfusion.model_file import load_model
@@ -61,27 +62,6 @@ def predict(
         torch.cat(attention) if attention else None,
         torch.cat(weights) if weights else None,
     )
-
-
-def classification_metrics(logits: Tensor, labels: Tensor, class_names: list[str]) -> dict:
-    """Accuracy and F1 over the activities present in `labels`: one missing from the test split
-    has no F1 to average. Counted with torchmetrics (imported anyway) rather than scikit-learn,
-    whose import added about 0.5 s to the stage's start-up (benchmarks/startup.py)."""
-    predicted = logits.argmax(dim=1)
-    counts = multiclass_stat_scores(predicted, labels, len(class_names), average=None)
-    tp, fp, _, fn, support = counts.double().unbind(dim=1)
-    present = support > 0
-    f1 = (2 * tp / (2 * tp + fp + fn))[present]
-    weights = support[present]
-    return {
-        "accuracy": float((predicted == labels).double().mean()),
-        "f1_macro": float(f1.mean()),
-        "f1_weighted": float((f1 * weights).sum() / weights.sum()),
-        "per_class_f1": {
-            class_names[c]: f
-            for c, f in zip(present.nonzero()[:, 0].tolist(), f1.tolist(), strict=True)
-        },
-    }
 
 
 def _enable_dropout_only(model: nn.Module) -> None:

@@ -143,6 +143,16 @@ class TrainParams(Strict):
     limit_train_batches: float | int = 1.0
 
 
+class BaselineParams(Strict):
+    """The classical reference every deep result is shown beside (stage `baseline`)."""
+
+    model: Literal["random_forest", "hist_gradient_boosting"] = "random_forest"
+    trees: int = Field(300, ge=1)  # forest size, or boosting iterations
+    max_depth: int | None = Field(None, ge=1)
+    min_samples_leaf: int = Field(1, ge=1)
+    class_weight: Literal["balanced"] | None = None
+
+
 class EvaluateParams(Strict):
     ece_bins: int = Field(15, ge=2)
     mc_samples: int = Field(20, ge=1)
@@ -164,6 +174,7 @@ class Params(Strict):
     dataset: DatasetParams = DatasetParams()
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
+    baseline: BaselineParams = BaselineParams()
     evaluate: EvaluateParams = EvaluateParams()
 
     @field_validator("modalities")

@@ -1,0 +1,178 @@
+"""The classical baseline: a scikit-learn forest on statistics of exactly the deep model's windows.
+
+A random forest on window statistics is what a PAMAP2 researcher tries first, and on people it
+has never seen it beat the fusion models; a deep result means little without it beside it. The
+windows, splits, channels, modalities and class list come from the same loaders the deep model
+trains on (normalised as it sees them: every feature below is unchanged by a per-channel scale
+and shift up to a monotone map, which is all a tree looks at).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from harfusion.atomic import atomic_path
+from harfusion.calibration import brier_score, expected_calibration_error
+from harfusion.dataset import window_labels
+from harfusion.loaders import SplitLoaders
+from harfusion.metrics import classification_metrics
+from harfusion.pamap2 import SAMPLE_RATE_HZ, modality_columns
+from harfusion.params import BaselineParams, Params
+from harfusion.threads import usable_cores
+
+CHANNEL_STATISTICS = (
+    "mean",
+    "std",
+    "min",
+    "max",
+    "median",
+    "p10",
+    "p90",
+    "mean_abs_diff",
+    "dominant_hz",
+    "dominant_power",
+)
+ACC_AXES = ("acc16", "acc6")  # the first group present gives an IMU's axis correlations
+PROBABILITY_FLOOR = 1e-12  # a forest gives hard zeros; NLL of a zero is infinite
+
+
+def feature_names(columns: list[str]) -> list[str]:
+    names = [f"{column}:{stat}" for column in columns for stat in CHANNEL_STATISTICS]
+    return names + [f"{a}~{b}:corr" for a, b in _axis_pairs(columns)]
+
+
+def _axis_pairs(columns: list[str]) -> list[tuple[str, str]]:
+    """Per IMU, the pairs of its acceleration axes (±16 g preferred)."""
+    pairs = []
+    for imu in ("hand", "chest", "ankle"):
+        for group in ACC_AXES:
+            axes = [f"{imu}_{group}_{axis}" for axis in "xyz"]
+            if all(axis in columns for axis in axes):
+                pairs += [(axes[0], axes[1]), (axes[0], axes[2]), (axes[1], axes[2])]
+                break
+    return pairs
+
+
+def window_features(windows: np.ndarray, columns: list[str]) -> np.ndarray:
+    """[N, T, C] windows → [N, F] features in `feature_names(columns)` order, float64."""
+    x = np.asarray(windows, dtype=np.float64).transpose(0, 2, 1)  # [N, C, T]
+    steps = x.shape[-1]
+    p10, median, p90 = np.quantile(x, [0.1, 0.5, 0.9], axis=-1)
+    centred = x - x.mean(axis=-1, keepdims=True)
+    power = np.abs(np.fft.rfft(centred, axis=-1)[..., 1:]) ** 2 / steps  # bin 0: the mean
+    peak = power.argmax(axis=-1)
+    per_channel = np.stack(
+        [
+            x.mean(axis=-1),
+            x.std(axis=-1),
+            x.min(axis=-1),
+            x.max(axis=-1),
+            median,
+            p10,
+            p90,
+            np.abs(np.diff(x, axis=-1)).mean(axis=-1),
+            (peak + 1) * SAMPLE_RATE_HZ / steps,
+            np.take_along_axis(power, peak[..., None], axis=-1)[..., 0],
+        ],
+        axis=-1,
+    ).reshape(len(x), -1)  # channel-major, like feature_names
+    index = {column: i for i, column in enumerate(columns)}
+    scale = np.sqrt((centred**2).sum(axis=-1))
+    correlations = [
+        (centred[:, index[a]] * centred[:, index[b]]).sum(axis=-1)
+        / np.maximum(scale[:, index[a]] * scale[:, index[b]], 1e-12)
+        for a, b in _axis_pairs(columns)
+    ]
+    return np.column_stack([per_channel, *correlations])
+
+
+def split_features(data: SplitLoaders, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Features and labels of every window of `split`, batch by batch (memory stays flat)."""
+    modalities = data.params.modalities
+    groups = data.params.dataset.channel_groups
+    columns = [column for m in modalities for column in modality_columns(m, groups)]
+    features, labels = [], []
+    for batch in data.loader(split):
+        windows = torch.cat([batch["inputs"][m] for m in modalities], dim=-1)
+        features.append(window_features(windows.numpy(), columns))
+        labels.append(batch["label"].numpy())
+    return np.concatenate(features), np.concatenate(labels), feature_names(columns)
+
+
+def make_estimator(baseline: BaselineParams, seed: int):
+    """The scikit-learn model `baseline.model` names; seeded, so refits give the same bytes."""
+    if baseline.model == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(
+            n_estimators=baseline.trees,
+            max_depth=baseline.max_depth,
+            min_samples_leaf=baseline.min_samples_leaf,
+            class_weight=baseline.class_weight,
+            n_jobs=usable_cores(),
+            random_state=seed,
+        )
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(
+        max_iter=baseline.trees,
+        max_depth=baseline.max_depth,
+        min_samples_leaf=baseline.min_samples_leaf,
+        class_weight=baseline.class_weight,
+        early_stopping=False,
+        random_state=seed,
+    )
+
+
+def class_probabilities(estimator, features: np.ndarray, classes: int) -> Tensor:
+    """[N, classes] probabilities over the full class list; a class that had no training window
+    gets probability 0 (the estimator never saw it)."""
+    probs = np.zeros((len(features), classes))
+    probs[:, estimator.classes_] = estimator.predict_proba(features)
+    return torch.from_numpy(probs)
+
+
+def window_counts(data: SplitLoaders) -> dict[str, dict[str, int]]:
+    """Windows per split and class: which classes could be learned at all (LOSO reads it)."""
+    names = data.class_names
+    counts = {}
+    for split, windows in data.splits.items():
+        tally = torch.bincount(window_labels(windows), minlength=len(names)).tolist()
+        counts[split] = dict(zip(names, tally, strict=True))
+    return counts
+
+
+def run_baseline(params: Params, tensor_dir: Path, out_dir: Path) -> dict:
+    """Fit on train, score test; write `metrics.json`, `confusion.csv` and `windows.json`."""
+    data = SplitLoaders(tensor_dir, params)
+    names = data.class_names
+    train_x, train_y, features = split_features(data, "train")
+    test_x, test_y, _ = split_features(data, "test")
+    estimator = make_estimator(params.baseline, params.seed).fit(train_x, train_y)
+    probs = class_probabilities(estimator, test_x, len(names))
+    labels = torch.from_numpy(test_y)
+    log_probs = probs.clamp_min(PROBABILITY_FLOOR).log()
+    metrics = classification_metrics(log_probs, labels, names) | {
+        "nll": float(torch.nn.functional.nll_loss(log_probs, labels)),
+        "brier": brier_score(probs, labels),
+        "ece": expected_calibration_error(probs.float(), labels, params.evaluate.ece_bins),
+        "model": params.baseline.model,
+        "features": len(features),
+        "train_windows": len(train_y),
+        "test_windows": len(test_y),
+    }
+    predicted = log_probs.argmax(dim=1).tolist()
+    confusion = "actual,predicted\n" + "".join(
+        f"{names[a]},{names[p]}\n" for a, p in zip(test_y.tolist(), predicted, strict=True)
+    )
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (tmp / "confusion.csv").write_text(confusion)
+        (tmp / "windows.json").write_text(json.dumps(window_counts(data), indent=2) + "\n")
+    return metrics
