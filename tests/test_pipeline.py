@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 import matplotlib.image
@@ -33,6 +37,7 @@ SMOKE = {
     "evaluate": {"mc_samples": 3, "latency_batches": 3},
 }
 UV = os.environ.get("UV") or shutil.which("uv")
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
 
 def readme_setup() -> list[str]:
@@ -126,35 +131,72 @@ def test_same_params_same_bytes_in_another_clone(clone: Path, tmp_path: Path) ->
     )
 
 
-def _kill_during(clone: Path, stage: str, after: float) -> None:
-    """Start `uv run dvc repro`; SIGKILL all its processes `after` s into `stage`."""
+@contextlib.contextmanager
+def _subreaper() -> Generator[None]:
+    """Orphans are re-parented to this process while inside (Linux), so `_reap` can wait for the
+    killed `dvc` under `uv`; left to init, it may stay a zombie whose PID DVC's lock takes as
+    live. Switched off again so that no later test's daemons become our zombies."""
+    if sys.platform != "linux":
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    try:
+        yield
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def _reap(group: int, timeout: float = 60.0) -> None:
+    """Wait until no process of `group` exists any more, zombies included, reaping our own."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-group, os.WNOHANG)[0] > 0:
+                pass
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process group {group} still has members {timeout:g} s after SIGKILL")
+
+
+def _kill_during(clone: Path, stage: str, busy: Callable[[], bool]) -> None:
+    """Start `uv run dvc repro`; SIGKILL all its processes once `stage` runs and `busy()` says it
+    is mid-work, and return only when every one of them is gone, as a user's shell reaps them."""
     assert UV is not None
-    child = subprocess.Popen(
-        [UV, "run", "dvc", "repro"],
-        cwd=clone,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    assert child.stdout is not None
-    for line in child.stdout:
-        if f"Running stage '{stage}'" in line:
-            time.sleep(after)
-            break
-    os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
+    log = clone.parent / f"{stage}-killed.log"
+    with _subreaper(), log.open("w") as out:
+        child = subprocess.Popen(
+            [UV, "run", "dvc", "repro"],
+            cwd=clone,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 600
+        while not (f"Running stage '{stage}'" in log.read_text() and busy()):
+            assert child.poll() is None, f"repro ended before {stage} could be killed"
+            assert time.monotonic() < deadline, f"{stage} never got busy"
+            time.sleep(0.02)
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        _reap(child.pid)
 
 
 def test_killed_stages_rerun_to_the_uninterrupted_result(clone: Path, tmp_path: Path) -> None:
     """SIGKILL mid-preprocess and mid-train, then `dvc repro`: the same bytes as `clone`."""
     other = smoke_clone(tmp_path / "harfusion", repro=False)
-    _kill_during(other, "preprocess", after=2.5)
+    # preprocess writes its shards into a hidden temporary beside data/processed
+    _kill_during(other, "preprocess", lambda: any((other / "data").glob(".processed.*.tmp/*")))
     processed = other / "data" / "processed"
     if processed.exists():  # renamed into place whole, or not there at all
         index = json.loads((processed / "shards.json").read_text())
         assert all((processed / shard["path"]).exists() for shard in index)
-    _kill_during(other, "train", after=6.0)
+    # DVCLive logs each finished epoch; SMOKE trains two
+    _kill_during(other, "train", lambda: (other / "reports" / "train" / "plots").exists())
     assert not (other / "models" / "model.pt").exists()
     result = run(other, "uv run dvc repro")
     assert "train" in ran_stages(result)
