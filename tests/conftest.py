@@ -25,6 +25,8 @@ def dat_line(
     timestamp: float, activity: int, rng: np.random.Generator, hr: float | None = None
 ) -> str:
     values = rng.normal(size=RAW_FIELDS - 3)
+    quaternions = values.reshape(3, 17)[:, 13:]  # a view: orientation is a unit quaternion
+    quaternions /= np.linalg.norm(quaternions, axis=1, keepdims=True)
     fields = [f"{timestamp:.2f}", str(activity), "NaN" if hr is None else f"{hr:g}"]
     return " ".join(fields + [f"{v:.6g}" for v in values])
 

@@ -11,18 +11,23 @@ from hypothesis import strategies as st
 
 from harfusion.dat_reader import read_dat
 from harfusion.errors import HarfusionError
-from harfusion.pamap2 import ACTIVITY_NAMES, RAW_FIELDS
+from harfusion.pamap2 import ACTIVITY_NAMES, FIELD_BOUNDS, RAW_COLUMNS, RAW_FIELDS
 
 # Every spelling pyarrow's float parser reads as NaN; the line scan must agree with it.
 NAN_SPELLINGS = ["NaN", "nan", "NAN", "-nan", "+NaN"]
 GARBAGE = ["abc", "1.2.3", "--1", "NaNx", "0x1F", "1e999", "-1e400", "inf", "-Infinity", "1,5", "é"]
+MIDDLE = np.array([(FIELD_BOUNDS[c][0] + FIELD_BOUNDS[c][1]) / 2 for c in RAW_COLUMNS])
+HALF = np.array([(FIELD_BOUNDS[c][1] - FIELD_BOUNDS[c][0]) / 2 for c in RAW_COLUMNS])
 
 
 @st.composite
 def valid_row(draw) -> tuple[list[str], list[float]]:
-    """One well-formed row; the sensor values come from a drawn seed (fast) at mixed scales."""
+    """One well-formed row; the sensor values come from a drawn seed (fast) at mixed scales,
+    anywhere inside their fields' physical bounds (the edges included)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    values = rng.normal(size=RAW_FIELDS) * 10.0 ** rng.integers(-8, 30, RAW_FIELDS)
+    spread = rng.uniform(-1, 1, RAW_FIELDS) * 10.0 ** -rng.integers(0, 9, RAW_FIELDS)
+    spread[rng.random(RAW_FIELDS) < 0.05] = rng.choice([-1.0, 1.0])
+    values = MIDDLE + HALF * spread
     values[rng.random(RAW_FIELDS) < 0.2] = np.nan
     values[0] = draw(st.floats(0, 1e5, allow_nan=False))
     values[1] = draw(st.sampled_from(sorted(ACTIVITY_NAMES)))
@@ -34,7 +39,8 @@ def valid_row(draw) -> tuple[list[str], list[float]]:
 @st.composite
 def mutated_row(draw) -> bytes:
     tokens, _ = draw(valid_row())
-    kind = draw(st.sampled_from(["drop", "extra", "garbage", "bad-activity", "bytes"]))
+    kinds = ["drop", "extra", "garbage", "bad-activity", "out-of-range", "bytes"]
+    kind = draw(st.sampled_from(kinds))
     if kind == "drop":
         del tokens[draw(st.integers(0, RAW_FIELDS - 1))]
     elif kind == "extra":
@@ -43,6 +49,13 @@ def mutated_row(draw) -> bytes:
         tokens[draw(st.integers(0, RAW_FIELDS - 1))] = draw(st.sampled_from(GARBAGE))
     elif kind == "bad-activity":
         tokens[1] = draw(st.sampled_from(["8", "25", "-1", "4.5", "NaN"]))
+    elif kind == "out-of-range":  # a number, but one no sensor of that field can produce
+        column = draw(st.sampled_from([0, *range(2, RAW_FIELDS)]))
+        low, high, _ = FIELD_BOUNDS[RAW_COLUMNS[column]]
+        beyond = draw(st.sampled_from([1e-6, 1.0, 1e3, 1e300]))
+        tokens[column] = f"{high + beyond * max(1.0, abs(high)):.9g}"
+        if draw(st.booleans()):
+            tokens[column] = f"{low - beyond * max(1.0, abs(low)):.9g}"
     else:
         return " ".join(tokens).encode() + draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\x00"]))
     return " ".join(tokens).encode()

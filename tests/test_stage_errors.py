@@ -43,3 +43,21 @@ def test_param_typo_stops_every_stage(tmp_path: Path) -> None:
     result = _stage(tmp_path, "check_params")
     assert result.returncode == 1
     assert "train.max_epoch: unknown key" in result.stderr
+
+
+def test_preprocess_value_no_sensor_produces(tmp_path: Path) -> None:
+    """One 1e300 used to pass preprocess, split and tensorize and blank its channel."""
+    raw = tmp_path / "raw"
+    path = write_recording(raw / "Protocol" / "subject101.dat", [(1, 40)])
+    lines = path.read_text().splitlines()
+    tokens = lines[11].split(" ")
+    tokens[4] = "1e300"  # hand_acc16_x
+    lines[11] = " ".join(tokens)
+    path.write_text("\n".join(lines) + "\n")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"raw_dir": str(raw)}}))
+    result = _stage(tmp_path, "preprocess")
+    assert result.returncode == 1
+    message = f"error: {path}:12: hand_acc16_x: 1e300 m/s² out of range [-200, 200]"
+    assert [line for line in result.stderr.splitlines() if "error" in line] == [message]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.csv"))

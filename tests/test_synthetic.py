@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 
 from harfusion import synthetic
+from harfusion.dat_reader import read_dat
 from harfusion.pamap2 import (
     ACTIVITY_NAMES,
+    FIELD_BOUNDS,
     OPTIONAL_ACTIVITIES,
     PROTOCOL_ACTIVITIES,
+    RAW_COLUMNS,
     RAW_FIELDS,
     TRANSIENT_ACTIVITY,
 )
@@ -277,3 +280,15 @@ def test_without_transients_or_optional_sessions(tmp_path: Path) -> None:
     data = parse(tmp_path / "Protocol/subject104.dat")
     assert TRANSIENT_ACTIVITY not in set(data[:, 1].tolist())
     assert len(data) == summary["Protocol/subject104.dat"]
+
+
+def test_values_lie_within_the_readers_physical_bounds(
+    generated: tuple[Path, dict[str, int]], physics: np.ndarray
+) -> None:
+    """The reader's bounds accept what the generator writes, ±6 g saturation included."""
+    out, summary = generated
+    values = np.concatenate([read_dat(out / name) for name in summary] + [physics])
+    for column, name in enumerate(RAW_COLUMNS):
+        low, high, _ = FIELD_BOUNDS[name]
+        present = values[~np.isnan(values[:, column]), column]
+        assert low <= present.min() and present.max() <= high, name

@@ -15,9 +15,9 @@ from harfusion.dataset import (
     open_windows,
 )
 from harfusion.errors import HarfusionError
-from harfusion.pamap2 import SENSOR_COLUMNS
+from harfusion.pamap2 import PROCESSED_COLUMNS, SENSOR_COLUMNS
 from harfusion.params import Params
-from harfusion.tensorize import tensorize, window_starts
+from harfusion.tensorize import _check_finite_stats, tensorize, window_starts
 
 MODALITIES = ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
 GROUPS = ["acc16", "gyro", "mag"]
@@ -181,3 +181,25 @@ def test_legacy_npy_fallback(tmp_path: Path) -> None:
 def test_no_data_at_all(tmp_path: Path) -> None:
     with pytest.raises(HarfusionError, match="dvc repro tensorize"):
         open_windows(tmp_path, "train", MODALITIES, GROUPS)
+
+
+def test_value_beyond_float32_is_refused_naming_shard_and_column(tensors: Path) -> None:
+    """A shard edited (or written by an older preprocess) never turns into inf in a tensor."""
+    shard = (tensors / "splits" / "train.txt").read_text().splitlines()[0].rpartition(",")[0]
+    lines = Path(shard).read_text().splitlines()
+    fields = lines[5].split(",")
+    fields[PROCESSED_COLUMNS.index("hand_acc16_x")] = "1e300"
+    lines[5] = ",".join(fields)
+    Path(shard).write_text("\n".join(lines) + "\n")
+    out = tensors / "again"
+    with pytest.raises(HarfusionError, match=rf"{shard}: hand_acc16_x: infinite or beyond float32"):
+        tensorize(tensors / "splits", tensors / "processed", out, 64, 32)
+    assert not out.exists()
+
+
+def test_norm_stats_must_be_finite() -> None:
+    mean, std = np.zeros(len(SENSOR_COLUMNS)), np.ones(len(SENSOR_COLUMNS))
+    _check_finite_stats(mean, std)
+    std[SENSOR_COLUMNS.index("chest_mag_y")] = np.nan
+    with pytest.raises(HarfusionError, match=r"norm_stats\.json: chest_mag_y: .* not finite"):
+        _check_finite_stats(mean, std)

@@ -2,10 +2,14 @@
 
 pyarrow parses a well-formed file in one vectorised pass; when it (or a value check) rejects a
 file, a plain line scan finds the exact line and reason, so the user gets `file:line: why`.
+A value outside its field's physical bounds (`pamap2.FIELD_BOUNDS`) is such a reason: no sensor
+produced it, and one of them would poison the normalisation statistics of its channel.
+`subject<id>.dat.gz` is read the same way (pyarrow and the line scan both decompress it).
 """
 
 from __future__ import annotations
 
+import gzip
 import math
 import re
 from pathlib import Path
@@ -15,7 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from harfusion.errors import HarfusionError
-from harfusion.pamap2 import ACTIVITY_NAMES, RAW_COLUMNS, RAW_FIELDS
+from harfusion.pamap2 import ACTIVITY_NAMES, FIELD_BOUNDS, RAW_COLUMNS, RAW_FIELDS
 
 # What pyarrow's float parser accepts, so the line scan agrees with the fast path.
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -27,6 +31,8 @@ _PARSE = pacsv.ParseOptions(delimiter=" ", quote_char=False, double_quote=False)
 _CONVERT = pacsv.ConvertOptions(
     column_types=dict.fromkeys(RAW_COLUMNS, pa.float64()), null_values=[]
 )
+_LOW = np.array([FIELD_BOUNDS[c][0] for c in RAW_COLUMNS])
+_HIGH = np.array([FIELD_BOUNDS[c][1] for c in RAW_COLUMNS])
 
 
 def read_dat(path: str | Path) -> np.ndarray:
@@ -40,6 +46,8 @@ def read_dat(path: str | Path) -> np.ndarray:
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise _located_error(path, str(exc)) from None
+    except OSError as exc:  # a damaged .gz stream
+        raise HarfusionError(f"{path}: cannot read ({exc})") from None
     if table.num_rows == 0:
         raise HarfusionError(f"{path}: file has no data rows")
     # Column-major: preprocess hands whole columns to pyarrow's CSV writer without copies.
@@ -58,12 +66,18 @@ def _values_ok(values: np.ndarray) -> bool:
     if np.isnan(timestamps).any() or np.isnan(activities).any():
         return False
     known = np.array(sorted(ACTIVITY_NAMES), dtype=np.float64)
-    return bool(np.isin(activities, known).all())
+    if not np.isin(activities, known).all():
+        return False
+    # Per column, so the column-major array is read in order; NaN compares false (in range).
+    return not any(
+        ((column < low) | (column > high)).any()
+        for column, low, high in zip(values.T, _LOW, _HIGH, strict=True)
+    )
 
 
 def _located_error(path: Path, fallback: str) -> HarfusionError:
     """Scan line by line for the first problem; the fast parser's row numbers are not exact."""
-    with path.open("rb") as handle:
+    with gzip.open(path) if path.suffix == ".gz" else path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             problem = _line_problem(raw)
             if problem:
@@ -99,4 +113,9 @@ def _line_problem(raw: bytes) -> str | None:
     activity = numbers[1]
     if math.isnan(activity) or activity not in ACTIVITY_NAMES:
         return f"unknown activity id {tokens[1]!r} (known: {sorted(ACTIVITY_NAMES)})"
+    for column, token, value in zip(RAW_COLUMNS, tokens, numbers, strict=True):
+        low, high, unit = FIELD_BOUNDS[column]
+        if not low <= value <= high and not math.isnan(value):
+            unit = f" {unit}" if unit else ""
+            return f"{column}: {token[:40]}{unit} out of range [{low:g}, {high:g}]"
     return None

@@ -63,6 +63,28 @@ SENSOR_COLUMNS: tuple[str, ...] = RAW_COLUMNS[2:]
 
 MODALITIES = ("imu_hand", "imu_chest", "imu_ankle", "heart_rate")
 
+# Physical bounds (low, high, unit) of every field: what these sensors can report, with a wide
+# margin, so a value outside is a corrupt file (a 1e300 once blanked a channel through its
+# normalisation std), never a hard movement. Real PAMAP2 reaches ±159 m/s² on the ±16 g
+# accelerometer (16 g = 157), ±62 on the saturating ±6 g one, 28 rad/s, 164 µT, 24–38 °C and
+# 57–202 bpm. Preprocess rejects rather than clips: clipping would invent a reading.
+IMU_FIELD_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "temperature_c": (-40.0, 85.0, "°C"),  # the operating range of MEMS IMUs
+    **dict.fromkeys(("acc16_x", "acc16_y", "acc16_z"), (-200.0, 200.0, "m/s²")),
+    **dict.fromkeys(("acc6_x", "acc6_y", "acc6_z"), (-100.0, 100.0, "m/s²")),
+    # MEMS gyroscopes reach ±4000 °/s (70 rad/s), magnetometers ±4900 µT (Earth: 25–65 µT).
+    **dict.fromkeys(("gyro_x", "gyro_y", "gyro_z"), (-100.0, 100.0, "rad/s")),
+    **dict.fromkeys(("mag_x", "mag_y", "mag_z"), (-5000.0, 5000.0, "µT")),
+    # Components of a unit quaternion; the margin covers rounding to 6 digits.
+    **dict.fromkeys(("orient_w", "orient_x", "orient_y", "orient_z"), (-1.01, 1.01, "")),
+}
+FIELD_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "timestamp_s": (0.0, 1e10, "s"),  # seconds since the recording's start, or a Unix time
+    "activity_id": (min(ACTIVITY_NAMES), max(ACTIVITY_NAMES), ""),
+    "heart_rate_bpm": (20.0, 300.0, "bpm"),
+    **{f"{imu}_{field}": IMU_FIELD_BOUNDS[field] for imu in IMUS for field in IMU_FIELDS},
+}
+
 
 def activity_name(activity_id: int) -> str:
     return ACTIVITY_NAMES.get(activity_id, f"activity {activity_id}")

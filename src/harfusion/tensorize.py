@@ -48,6 +48,31 @@ def window_starts(timestamps: np.ndarray, chunk_size: int, stride: int) -> np.nd
     return np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
 
 
+def _float32(features: np.ndarray, csv_path: str) -> np.ndarray:
+    """The features as stored; a value beyond float32's range would become inf there."""
+    with np.errstate(over="ignore"):
+        narrow = features.astype(np.float32)
+    infinite = np.isinf(narrow).any(axis=0)
+    if infinite.any():
+        column = SENSOR_COLUMNS[int(np.argmax(infinite))]
+        raise HarfusionError(
+            f"{csv_path}: {column}: infinite or beyond float32's range; rerun preprocess, "
+            "which rejects values no sensor produces"
+        )
+    return narrow
+
+
+def _check_finite_stats(mean: np.ndarray, std: np.ndarray) -> None:
+    """A NaN or inf statistic would silently zero its channel in every split: refuse it."""
+    bad = ~(np.isfinite(mean) & np.isfinite(std))
+    if bad.any():
+        column = int(np.argmax(bad))
+        raise HarfusionError(
+            f"{NORM_STATS}: {SENSOR_COLUMNS[column]}: train mean {mean[column]:g}, std "
+            f"{std[column]:g} are not finite (values too large to square in float64?)"
+        )
+
+
 def tensorize(
     splits_dir: Path,
     processed_dir: Path,
@@ -99,7 +124,7 @@ def tensorize(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(
                     {
-                        "features": torch.from_numpy(features.astype(np.float32)),
+                        "features": torch.from_numpy(_float32(features, csv_path)),
                         "timestamps": torch.from_numpy(timestamps.astype(np.float64)),
                         "activity": activity,
                         "subject": subject,
@@ -140,6 +165,7 @@ def tensorize(
         variance = np.divide(squares, counts, out=np.ones_like(sums), where=counts > 0) - mean**2
         std = np.sqrt(np.clip(variance, 0, None))
         std[std < 1e-6] = 1.0
+        _check_finite_stats(mean, std)
         stats = {
             "fit_on": "train",
             "columns": list(SENSOR_COLUMNS),
