@@ -159,17 +159,24 @@ def assign(tree: dict[str, Any], dotted: str, value: Any) -> None:
     tree[leaf] = value
 
 
-def check_runs(runs: list[Run], params_path: Path) -> None:
+def run_tree(run: Run, base: dict[str, Any]) -> dict[str, Any]:
+    """The params tree `run` runs with: `base` (params.yaml) with its `-S` overrides applied."""
+    tree = yaml.safe_load(yaml.safe_dump(base))  # a deep copy
+    for key, value in run.overrides.items():
+        assign(tree, key, value)
+    return tree
+
+
+def check_runs(runs: list[Run], params_path: Path) -> list[Params]:
     """Validate every run's params before anything is queued, so a bad override fails at once."""
     base = yaml.safe_load(params_path.read_text()) or {}
+    checked = []
     for run in runs:
-        tree = yaml.safe_load(yaml.safe_dump(base))  # a deep copy
-        for key, value in run.overrides.items():
-            assign(tree, key, value)
         try:
-            Params.model_validate(tree)
+            checked.append(Params.model_validate(run_tree(run, base)))
         except ValidationError as exc:
             raise HarfusionError(f"{run.name}: invalid overrides {run.overrides}:\n{exc}") from None
+    return checked
 
 
 def load_ablations(path: str | Path = "ablations.yaml") -> Ablations:
