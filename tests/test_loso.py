@@ -12,7 +12,7 @@ from sklearn.metrics import f1_score
 from harfusion import loso
 from harfusion.ablations import Config
 from harfusion.errors import HarfusionError
-from harfusion.experiments import METRICS, Experiment
+from harfusion.experiments import BASELINE_METRICS, METRICS, Experiment
 from harfusion.params import Params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,39 +49,105 @@ def test_subjects_default_to_the_synthetic_set_and_need_three() -> None:
         loso.subjects_of(real, None)
 
 
-def _experiment(name: str, f1: float) -> Experiment:
-    return Experiment(
-        name, "0" * 40, "success", {"seed": 42}, {METRICS: {"accuracy": f1, "f1_macro": f1}}
-    )
+def _experiment(name: str, f1: float, baseline: float = 0.5) -> Experiment:
+    metrics = {METRICS: {"accuracy": f1, "f1_macro": f1}, BASELINE_METRICS: {"f1_macro": baseline}}
+    return Experiment(name, "0" * 40, "success", {"seed": 42}, metrics)
+
+
+def _windows(train: dict[str, int], test: dict[str, int]) -> dict[str, dict[str, int]]:
+    return {"train": train, "val": {}, "test": test}
 
 
 def test_pooled_f1_pools_predictions_not_fold_scores() -> None:
     """Pooled F1 is computed over all folds' windows at once, which differs from the mean."""
     runs = loso.folds(HYBRID, [101, 102, 103], seeds=1)
-    confusion = {
-        runs[0].name: "actual,predicted\nwalking,walking\nwalking,walking\nrunning,walking\n",
-        runs[1].name: "actual,predicted\nrunning,running\ncycling,cycling\n",
+    everything = {"walking": 5, "running": 5, "cycling": 5}
+    outputs = {
+        runs[0].name: loso.FoldOutputs(
+            "actual,predicted\nwalking,walking\nwalking,walking\nrunning,walking\n",
+            "actual,predicted\nwalking,walking\nwalking,running\nrunning,running\n",
+            _windows(everything, {"walking": 2, "running": 1}),
+        ),
+        runs[1].name: loso.FoldOutputs(
+            "actual,predicted\nrunning,running\ncycling,cycling\n",
+            "actual,predicted\nrunning,running\ncycling,running\n",
+            _windows(everything, {"running": 1, "cycling": 1}),
+        ),
     }
     finished = {
-        runs[0].name: _experiment(runs[0].name, 0.4),
-        runs[1].name: _experiment(runs[1].name, 1.0),
+        runs[0].name: _experiment(runs[0].name, 0.4, baseline=0.6),
+        runs[1].name: _experiment(runs[1].name, 1.0, baseline=0.3),
     }
-    summary = loso.summarize_folds(runs, finished, confusion)
+    summary = loso.summarize_folds(runs, finished, outputs)
     actual = ["walking", "walking", "running", "running", "cycling"]
     predicted = ["walking", "walking", "walking", "running", "cycling"]
-    assert summary["pooled_f1_macro"]["mean"] == pytest.approx(
-        f1_score(actual, predicted, average="macro")
-    )
+    forest = ["walking", "running", "running", "running", "running"]
+    deep, baseline = summary["pooled"]["deep"], summary["pooled"]["baseline"]
+    assert deep["f1_macro"]["mean"] == pytest.approx(f1_score(actual, predicted, average="macro"))
+    assert baseline["f1_macro"]["mean"] == pytest.approx(f1_score(actual, forest, average="macro"))
+    assert deep["f1_macro_learnable"] == deep["f1_macro"]  # every class trained in every fold
+    assert summary["learnable_classes"] == ["cycling", "running", "walking"]
+    assert summary["excluded_classes"] == []
+    walking = f1_score(actual, predicted, labels=["walking"], average=None)[0]
+    assert deep["per_class_f1"]["walking"]["mean"] == pytest.approx(walking)
     assert summary["fold_f1_macro"] == {
         "mean": pytest.approx(0.7),
         "std": pytest.approx(0.4243, abs=1e-4),
         "n": 2,
     }
+    assert summary["fold_baseline_f1_macro"]["mean"] == pytest.approx(0.45)
+    assert summary["worst_fold_f1_macro"] == 0.4 and summary["worst_fold_baseline_f1_macro"] == 0.3
     assert [f["windows"] for f in summary["folds"]] == [3, 2]
     assert summary["missing"] == [runs[2].name]
     text = loso.markdown(summary, HYBRID, Params(), seeds=1)
-    assert "- **Pooled out-of-fold macro F1:** " in text and "| 101 | 102 | 42 | 3 |" in text
+    assert "| all classes | " in text and "| 101 | 102 | 42 | 3 | 0.400 | 0.400 | 0.600 |" in text
+    assert "-0.200" in text and "synthetic PAMAP2" in text
     assert "Not finished: loso-fusion-hybrid-t103" in text
+
+
+def test_a_class_one_subject_holds_is_excluded_from_the_learnable_score() -> None:
+    runs = loso.folds(HYBRID, [101, 102, 103], seeds=1)
+    outputs = {
+        runs[0].name: loso.FoldOutputs(
+            "actual,predicted\nsitting,running\nrunning,running\n",
+            None,
+            _windows({"running": 9}, {"sitting": 1, "running": 1}),
+        ),
+        runs[1].name: loso.FoldOutputs(
+            "actual,predicted\nrunning,running\nrunning,sitting\n",
+            None,
+            _windows({"running": 9, "sitting": 4}, {"running": 2}),
+        ),
+    }
+    finished = {r.name: _experiment(r.name, 0.5) for r in runs[:2]}
+    summary = loso.summarize_folds(runs, finished, outputs)
+    assert summary["learnable_classes"] == ["running"]
+    (excluded,) = summary["excluded_classes"]
+    assert excluded["class"] == "sitting" and excluded["no_training_windows_in_folds"] == [101]
+    assert excluded["test_subjects_with_it"] == [101]
+    deep = summary["pooled"]["deep"]
+    assert deep["f1_macro_learnable"]["mean"] == pytest.approx(
+        f1_score(
+            ["sitting", "running", "running", "running"],
+            ["running", "running", "running", "sitting"],
+            labels=["running"],
+            average="macro",
+        )
+    )
+    assert deep["f1_macro"]["mean"] < deep["f1_macro_learnable"]["mean"]
+    assert "sitting" in deep["per_class_f1"]
+    real = Params.model_validate({"data": {"raw_dir": "/data/real"}})
+    text = loso.markdown(summary, HYBRID, real, seeds=1)
+    assert "`/data/real`" in text and "synthetic" not in text
+    assert "- **sitting**: no training window in the fold(s) testing 101" in text
+
+
+def test_planning_names_the_folds_that_cannot_learn_a_class() -> None:
+    rows = {101: {2: 5000, 5: 4000}, 102: {5: 3000}, 103: {5: 100, 12: 900}, 109: {24: 700}}
+    missing = loso.untrainable(rows, [101, 102, 103], chunk_size=512)
+    # sitting (2) only in 101; stairs (12) only in 103; 103's running is shorter than a window,
+    # so the fold testing 101 (validating on 102) trains on no running either
+    assert missing == {"sitting": [101, 103], "running": [101], "ascending stairs": [102, 103]}
 
 
 def test_nothing_finished_is_an_error() -> None:

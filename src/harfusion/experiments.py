@@ -13,6 +13,7 @@ from typing import Any
 from harfusion.errors import HarfusionError
 
 METRICS = "reports/eval/metrics.json"
+BASELINE_METRICS = "reports/baseline/metrics.json"
 MISSING_MODALITY = "reports/eval/missing_modality.json"
 LATENCY = "reports/eval/latency.json"
 SPLIT_SUMMARY = "data/splits/summary.json"

@@ -15,20 +15,28 @@ import io
 import json
 import shlex
 import sys
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sklearn.metrics import f1_score
 
 from harfusion.ablations import Config, Run, check_runs, expand, load_ablations, parse_set
 from harfusion.atomic import write_text
 from harfusion.comparison import summarize
+from harfusion.dat_reader import read_dat
 from harfusion.errors import HarfusionError
-from harfusion.experiments import METRICS, Experiment, read_output
+from harfusion.experiments import BASELINE_METRICS, METRICS, Experiment, read_output
+from harfusion.pamap2 import RAW_COLUMNS, TRANSIENT_ACTIVITY, activity_name
 from harfusion.params import Params, load_params
+from harfusion.preprocess import find_recordings
 from harfusion.sweep import LOG_DIR, default_jobs, queue, report_failures, start, wait
 
 CONFUSION = "reports/eval/confusion.csv"
+BASELINE_CONFUSION = "reports/baseline/confusion.csv"
+BASELINE_WINDOWS = "reports/baseline/windows.json"
 OUT_DIR = Path("reports/loso")
 MARKDOWN = OUT_DIR / "loso.md"  # the ablation report includes it
 
@@ -68,92 +76,273 @@ def folds(
     return expand(fold_configs, seeds)
 
 
+def activities_by_subject(params: Params) -> dict[int, dict[int, int]] | None:
+    """Rows per labelled activity of each subject in `data.raw_dir`; None while the data does not
+    exist yet (the synthetic set before its first `dvc repro`)."""
+    try:
+        recordings = find_recordings(params.data.raw_dir, params.preprocess.sessions)
+    except HarfusionError:
+        return None
+    rows: dict[int, Counter[int]] = {}
+    for recording in recordings:
+        activities = read_dat(recording.path)[:, RAW_COLUMNS.index("activity_id")].astype(int)
+        rows.setdefault(recording.subject, Counter()).update(activities.tolist())
+    return {
+        subject: {a: n for a, n in sorted(counts.items()) if a != TRANSIENT_ACTIVITY}
+        for subject, counts in sorted(rows.items())
+    }
+
+
+def untrainable(
+    rows: dict[int, dict[int, int]], subjects: list[int], chunk_size: int
+) -> dict[str, list[int]]:
+    """Activity name → the folds (test subjects) whose training subjects hold no full window of
+    it: the model cannot learn it there. Training is every subject but the fold's test and
+    validation subject, as `folds` plans them."""
+    windows = {s: {a for a, n in counts.items() if n >= chunk_size} for s, counts in rows.items()}
+    present = {a for counts in windows.values() for a in counts}
+    missing: dict[str, list[int]] = {}
+    for index, test in enumerate(subjects):
+        held_out = {test, subjects[(index + 1) % len(subjects)]}
+        trained = {a for s, acts in windows.items() if s not in held_out for a in acts}
+        for activity in sorted(present - trained):
+            missing.setdefault(activity_name(activity), []).append(test)
+    return missing
+
+
 def _predictions(text: str) -> tuple[list[str], list[str]]:
     rows = list(csv.DictReader(io.StringIO(text)))
     return [row["actual"] for row in rows], [row["predicted"] for row in rows]
 
 
-def summarize_folds(
-    runs: list[Run], finished: dict[str, Experiment], confusion: dict[str, str]
-) -> dict[str, Any]:
-    """Per fold its metrics; pooled macro F1 per seed over all folds' test windows; mean ± std."""
-    rows, pooled_by_seed = [], {}
-    for run in runs:
-        experiment = finished.get(run.name)
-        if experiment is None or experiment.state != "success" or run.name not in confusion:
+@dataclass
+class FoldOutputs:
+    """What a finished fold's experiment left: test predictions of both models, windows per
+    class and split (the baseline stage counts them)."""
+
+    deep: str
+    baseline: str | None = None
+    windows: dict[str, dict[str, int]] | None = None
+
+
+def read_fold(rev: str) -> FoldOutputs | None:
+    deep = read_output(CONFUSION, rev)
+    if deep is None:
+        return None
+    windows = read_output(BASELINE_WINDOWS, rev)
+    return FoldOutputs(
+        deep, read_output(BASELINE_CONFUSION, rev), json.loads(windows) if windows else None
+    )
+
+
+def _pooled(predictions: dict[Any, tuple[list[str], list[str]]], learnable: list[str]) -> dict:
+    """Macro F1 over all classes and over the learnable ones (every window counts; the average
+    takes only those classes' F1), and per-class F1: each per seed, then mean ± std over seeds."""
+    overall: list[float] = []
+    over_learnable: list[float] = []
+    per_class: dict[str, list[float]] = {}
+    for actual, predicted in predictions.values():
+        classes = sorted(set(actual) | set(predicted))
+        scores = f1_score(actual, predicted, labels=classes, average=None, zero_division=0)
+        f1 = {c: float(v) for c, v in zip(classes, scores, strict=True) if c in set(actual)}
+        overall.append(float(np.mean(list(f1.values()))))
+        if chosen := [f1[c] for c in learnable if c in f1]:
+            over_learnable.append(float(np.mean(chosen)))
+        for c, value in f1.items():
+            per_class.setdefault(c, []).append(value)
+    return {
+        "f1_macro": summarize(overall),
+        "f1_macro_learnable": summarize(over_learnable) if over_learnable else None,
+        "per_class_f1": {c: summarize(values) for c, values in sorted(per_class.items())},
+    }
+
+
+def _classes(outputs: dict[str, FoldOutputs], runs: list[Run]) -> tuple[list[str], list[dict]]:
+    """(learnable, excluded): a class is learnable when every finished fold had training windows
+    of it; an excluded one says in which folds it had none and which test subjects hold it."""
+    test_subject = {run.name: run.overrides["split.test_subjects"][0] for run in runs}
+    counted = {name: out.windows for name, out in outputs.items() if out.windows}
+    classes = sorted(
+        {c for windows in counted.values() for split in windows.values() for c in split}
+    )
+    learnable, excluded = [], []
+    for cls in classes:
+        without = sorted(
+            {test_subject[n] for n, w in counted.items() if w["train"].get(cls, 0) == 0}
+        )
+        if not without:
+            learnable.append(cls)
             continue
-        metrics = experiment.metrics[METRICS]
-        actual, predicted = _predictions(confusion[run.name])
-        seed = run.overrides.get("seed", experiment.params.get("seed"))
-        pooled = pooled_by_seed.setdefault(seed, ([], []))
-        pooled[0].extend(actual)
-        pooled[1].extend(predicted)
-        rows.append(
+        holders = sorted({test_subject[n] for n, w in counted.items() if w["test"].get(cls, 0)})
+        excluded.append(
             {
-                "experiment": run.name,
-                "test_subject": run.overrides["split.test_subjects"][0],
-                "val_subject": run.overrides["split.val_subjects"][0],
-                "seed": seed,
-                "windows": len(actual),
-                "accuracy": metrics["accuracy"],
-                "f1_macro": metrics["f1_macro"],
+                "class": cls,
+                "no_training_windows_in_folds": without,
+                "test_subjects_with_it": holders,
+                "why": f"no training window in the fold(s) testing {_join(without)}; of the "
+                f"tested subjects only {_join(holders) or 'none'} hold(s) a window of it",
             }
         )
+    return learnable, excluded
+
+
+def _join(values: list[Any]) -> str:
+    return ", ".join(map(str, values))
+
+
+def summarize_folds(
+    runs: list[Run], finished: dict[str, Experiment], outputs: dict[str, FoldOutputs]
+) -> dict[str, Any]:
+    """Per fold both models' scores; pooled macro F1 per seed over all folds' test windows (all
+    classes and learnable ones); mean ± std over seeds and over folds."""
+    rows: list[dict[str, Any]] = []
+    pooled: dict[str, dict[Any, tuple[list[str], list[str]]]] = {"deep": {}, "baseline": {}}
+    done = [run for run in runs if run.name in outputs and run.name in finished]
+    done = [run for run in done if finished[run.name].state == "success"]
+    for run in done:
+        experiment, out = finished[run.name], outputs[run.name]
+        seed = run.overrides.get("seed", experiment.params.get("seed"))
+        metrics = experiment.metrics[METRICS]
+        baseline = experiment.metrics.get(BASELINE_METRICS) or {}
+        row = {
+            "experiment": run.name,
+            "test_subject": run.overrides["split.test_subjects"][0],
+            "val_subject": run.overrides["split.val_subjects"][0],
+            "seed": seed,
+            "accuracy": metrics["accuracy"],
+            "f1_macro": metrics["f1_macro"],
+            "baseline_f1_macro": baseline.get("f1_macro"),
+        }
+        for model, text in (("deep", out.deep), ("baseline", out.baseline)):
+            if text is None:
+                continue
+            actual, predicted = _predictions(text)
+            if model == "deep":
+                row["windows"] = len(actual)
+            into = pooled[model].setdefault(seed, ([], []))
+            into[0].extend(actual)
+            into[1].extend(predicted)
+        rows.append(row)
     if not rows:
         raise HarfusionError("no LOSO fold finished; nothing to summarize")
-    summarized = {row["experiment"] for row in rows}
-    pooled_f1 = {
-        seed: float(f1_score(actual, predicted, average="macro", zero_division=0))
-        for seed, (actual, predicted) in pooled_by_seed.items()
-    }
+    learnable, excluded = _classes({r.name: outputs[r.name] for r in done}, done)
+    fold_baseline = [r["baseline_f1_macro"] for r in rows if r["baseline_f1_macro"] is not None]
     return {
         "folds": rows,
-        "pooled_f1_macro": summarize(list(pooled_f1.values())),
-        "pooled_f1_macro_by_seed": {str(seed): value for seed, value in pooled_f1.items()},
+        "learnable_classes": learnable,
+        "excluded_classes": excluded,
+        "pooled": {
+            model: _pooled(predictions, learnable)
+            for model, predictions in pooled.items()
+            if predictions
+        },
         "fold_f1_macro": summarize([row["f1_macro"] for row in rows]),
         "fold_accuracy": summarize([row["accuracy"] for row in rows]),
-        "missing": [run.name for run in runs if run.name not in summarized],
+        "fold_baseline_f1_macro": summarize(fold_baseline) if fold_baseline else None,
+        "worst_fold_f1_macro": min(row["f1_macro"] for row in rows),
+        "worst_fold_baseline_f1_macro": min(fold_baseline) if fold_baseline else None,
+        "missing": [run.name for run in runs if run.name not in {r["experiment"] for r in rows}],
     }
 
 
-def _mean_std(entry: dict[str, Any]) -> str:
+def _mean_std(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "–"
     std = f" ± {entry['std']:.3f}" if entry["std"] is not None else ""
     return f"{entry['mean']:.3f}{std} (n={entry['n']})"
 
 
-def markdown(summary: dict[str, Any], config: Config, params: Params, seeds: int) -> str:
+def _score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def data_source(params: Params) -> str:
     data = params.data
-    source = (
-        f"synthetic PAMAP2 (generator seed {data.synthetic.seed}, "
-        f"{data.synthetic.seconds_per_activity:g} s per activity and subject)"
-        if data.raw_dir == data.synthetic.out_dir
-        else f"`{data.raw_dir}`"
-    )
+    if data.raw_dir == data.synthetic.out_dir:
+        return (
+            f"synthetic PAMAP2 (generator seed {data.synthetic.seed}, "
+            f"{data.synthetic.seconds_per_activity:g} s per activity and subject)"
+        )
+    return f"PAMAP2-format recordings in `{data.raw_dir}`"
+
+
+def markdown(summary: dict[str, Any], config: Config, params: Params, seeds: int) -> str:
+    """`params`: as the folds' experiments ran them (`-S` overrides included)."""
     subjects = sorted({row["test_subject"] for row in summary["folds"]})
+    pooled = summary["pooled"]
+    deep, baseline = pooled.get("deep"), pooled.get("baseline")
     lines = [
         f"# Leave-one-subject-out: {config.name}",
         "",
-        f"- **Data source:** {source}",
+        f"- **Data source:** {data_source(params)}",
         "- **Split:** `subject`: each fold tests one subject and validates on the next in the "
         "list; all other subjects train",
-        f"- **Subjects:** {', '.join(map(str, subjects))}",
+        f"- **Test subjects:** {_join(subjects)}",
         f"- **Seeds:** {seeds} per fold; overrides {json.dumps(config.overrides)}",
+        f"- **Window:** {params.chunk_size} steps; fusion {params.fusion}; modalities "
+        f"{_join(params.modalities)}",
         "",
-        f"- **Pooled out-of-fold macro F1:** {_mean_std(summary['pooled_f1_macro'])} "
-        "(all folds' test windows scored at once; mean ± std over seeds)",
-        f"- **Macro F1 per fold:** {_mean_std(summary['fold_f1_macro'])}",
+        "| pooled out-of-fold macro F1 (mean ± std over seeds) | deep model | baseline "
+        f"({params.baseline.model}) |",
+        "|---|---:|---:|",
+        f"| all classes | {_mean_std(deep and deep['f1_macro'])} "
+        f"| {_mean_std(baseline and baseline['f1_macro'])} |",
+        f"| learnable classes ({_join(summary['learnable_classes']) or 'none'}) "
+        f"| {_mean_std(deep and deep['f1_macro_learnable'])} "
+        f"| {_mean_std(baseline and baseline['f1_macro_learnable'])} |",
+        f"| per fold | {_mean_std(summary['fold_f1_macro'])} "
+        f"| {_mean_std(summary['fold_baseline_f1_macro'])} |",
+        f"| worst fold | {_score(summary['worst_fold_f1_macro'])} "
+        f"| {_score(summary['worst_fold_baseline_f1_macro'])} |",
         "",
-        "| test subject | val subject | seed | windows | accuracy | macro F1 |",
-        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    if summary["excluded_classes"]:
+        lines.append("Excluded from the learnable-class score (still in the all-class score):")
+        lines += [f"- **{e['class']}**: {e['why']}" for e in summary["excluded_classes"]]
+        lines.append("")
+    classes = sorted(
+        set(deep["per_class_f1"] if deep else {})
+        | set(baseline["per_class_f1"] if baseline else {})
+    )
+    lines += ["| class | pooled F1, deep | pooled F1, baseline |", "|---|---:|---:|"]
+    lines += [
+        f"| {c} | {_mean_std(deep and deep['per_class_f1'].get(c))} "
+        f"| {_mean_std(baseline and baseline['per_class_f1'].get(c))} |"
+        for c in classes
     ]
     lines += [
-        f"| {r['test_subject']} | {r['val_subject']} | {r['seed']} | {r['windows']} "
-        f"| {r['accuracy']:.3f} | {r['f1_macro']:.3f} |"
+        "",
+        "| test subject | val subject | seed | windows | accuracy | macro F1 | baseline macro F1 "
+        "| margin |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['test_subject']} | {r['val_subject']} | {r['seed']} | {r.get('windows', '–')} "
+        f"| {r['accuracy']:.3f} | {r['f1_macro']:.3f} | {_score(r['baseline_f1_macro'])} "
+        f"| {_margin(r['f1_macro'], r['baseline_f1_macro'])} |"
         for r in summary["folds"]
     ]
     if summary["missing"]:
         lines += ["", f"Not finished: {', '.join(summary['missing'])}"]
     return "\n".join(lines) + "\n"
+
+
+def _margin(deep: float, baseline: float | None) -> str:
+    return "–" if baseline is None else f"{deep - baseline:+.3f}"
+
+
+def warn_untrainable(params: Params, subjects: list[int]) -> None:
+    """Say before queueing which classes some folds cannot learn (a class one subject holds)."""
+    rows = activities_by_subject(params)
+    if rows is None:
+        return
+    for name, tests in untrainable(rows, subjects, params.chunk_size).items():
+        print(
+            f"loso: warning: {name!r} has no training window in the fold(s) testing "
+            f"{_join(tests)}; it is scored over all classes and left out of the learnable-class "
+            "macro F1",
+            file=sys.stderr,
+        )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -187,8 +376,10 @@ def main(argv: list[str] | None = None) -> int:
             if config.name != args.config:
                 raise HarfusionError(f"--config: no configuration {args.config!r} in ablations")
         chosen = [int(s) for s in args.subjects.split(",")] if args.subjects else None
-        runs = folds(config, subjects_of(params, chosen), args.seeds, parse_set(args.set))
-        check_runs(runs, args.params)
+        subjects = subjects_of(params, chosen)
+        runs = folds(config, subjects, args.seeds, parse_set(args.set))
+        planned = check_runs(runs, args.params)[0]
+        warn_untrainable(planned, subjects)
         jobs = args.jobs if args.jobs is not None else default_jobs(len(runs))
         if args.dry_run:
             for run in runs:
@@ -200,13 +391,23 @@ def main(argv: list[str] | None = None) -> int:
         names = [run.name for run in runs]
         finished = wait(names, args.poll)
         failures = report_failures(names, finished, LOG_DIR)
-        confusion = {
-            name: text
+        outputs = {
+            name: out
             for name, exp in finished.items()
-            if exp.state == "success" and (text := read_output(CONFUSION, exp.rev)) is not None
+            if exp.state == "success" and (out := read_fold(exp.rev)) is not None
         }
-        summary = summarize_folds(runs, finished, confusion)
-        text = markdown(summary, config, params, args.seeds)
+        summary = summarize_folds(runs, finished, outputs)
+        ran = next(finished[r["experiment"]] for r in summary["folds"]).params
+        ran_with = Params.model_validate(ran) if ran else planned
+        summary["protocol"] = {
+            "data_source": data_source(ran_with),
+            "raw_dir": ran_with.data.raw_dir,
+            "test_subjects": subjects,
+            "seeds": args.seeds,
+            "config": config.name,
+            "overrides": config.overrides | parse_set(args.set),
+        }
+        text = markdown(summary, config, ran_with, args.seeds)
         write_text(args.out / "loso.json", json.dumps(summary, indent=2) + "\n")
         write_text(args.out / MARKDOWN.name, text)
         print(text)
