@@ -11,10 +11,12 @@ import pytest
 import torch
 import yaml
 
+from harfusion.datamodule import WindowDataModule
+from harfusion.dataset import ShardWindows
 from harfusion.errors import HarfusionError
 from harfusion.model_file import load_model
 from harfusion.params import Params
-from harfusion.training import fingerprint, fit
+from harfusion.training import balanced_class_weights, fingerprint, fit, make_module
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY: dict[str, Any] = {
@@ -42,6 +44,69 @@ def test_fit_exports_best_model_and_dvclive_metrics(tensors: Path) -> None:
     assert not model.training
     with pytest.raises(HarfusionError, match="dvc repro train"):
         load_model(params.model_copy(update={"fusion": "early"}), tensors / "models")
+
+
+def test_monitor_val_f1_keeps_the_best_f1_epoch(tensors: Path) -> None:
+    train = TINY["train"] | {"max_epochs": 3, "patience": 3, "monitor": "val_f1_macro"}
+    params = Params.model_validate(TINY | {"train": train})
+    summary = fit(params, tensors / "tensors", tensors / "models", tensors / "reports" / "train")
+    curve = tensors / "reports" / "train" / "plots" / "metrics" / "val" / "f1_macro.tsv"
+    scores = [float(line.split("\t")[-1]) for line in curve.read_text().splitlines()[1:]]
+    assert summary["monitor"] == "val_f1_macro" and "best_val_loss" not in summary
+    assert summary["best_val_f1_macro"] == pytest.approx(max(scores), rel=1e-4)
+
+
+def _imbalanced(tensors: Path, params: Params) -> WindowDataModule:
+    """The fixture's train split with all but two windows of class 0 removed."""
+    data = WindowDataModule(tensors / "tensors", params)
+    data.setup()
+    windows = data.splits["train"]
+    assert isinstance(windows, ShardWindows)
+    labels = data.labels("train")
+    keep = (labels != 0) | (torch.cumsum(labels == 0, 0) <= 2)
+    windows.windows = windows.windows[keep]
+    windows._row_of = windows._row_of[keep]
+    return data
+
+
+def test_class_balanced_sampler_draws_classes_equally(tensors: Path) -> None:
+    plain = Params.model_validate(TINY)
+    balanced = plain.model_copy(
+        update={"train": plain.train.model_copy(update={"class_balance": "sampler"})}
+    )
+    seen = {}
+    for name, params in (("plain", plain), ("balanced", balanced)):
+        data = _imbalanced(tensors, params)
+        assert data.class_counts("train")[0] == 2
+        loader = data.train_dataloader()  # once, as Lightning does: epochs draw anew
+        drawn = torch.cat([b["label"] for _ in range(20) for b in loader])
+        seen[name] = torch.bincount(drawn, minlength=3).double() / len(drawn)
+        assert len(drawn) == 20 * len(data.splits["train"])
+    assert seen["plain"][0] < 0.1
+    assert torch.allclose(seen["balanced"], torch.full((3,), 1 / 3).double(), atol=0.06)
+
+
+def test_class_balanced_loss_weights() -> None:
+    weights = balanced_class_weights(torch.tensor([2, 6, 0]))
+    assert weights.tolist() == pytest.approx([2.0, 2 / 3, 0.0])  # 8 windows: 2*2 + 6*2/3 = 8
+
+
+def test_class_balanced_loss_reaches_the_module(tensors: Path) -> None:
+    plain = Params.model_validate(TINY)
+    weighted = plain.model_copy(
+        update={"train": plain.train.model_copy(update={"class_balance": "loss"})}
+    )
+    assert make_module(plain, _imbalanced(tensors, plain)).class_weights is None
+    data = _imbalanced(tensors, weighted)
+    module = make_module(weighted, data)
+    expected = balanced_class_weights(data.class_counts("train"))
+    assert torch.equal(module.class_weights, expected) and expected[0] > 3 * expected[1]
+    batch = next(iter(data.train_dataloader()))
+    torch.manual_seed(0)
+    loss = module.training_loss(batch)
+    module.class_weights = None
+    torch.manual_seed(0)
+    assert not torch.allclose(loss, module.training_loss(batch))
 
 
 def test_fit_is_deterministic(tensors: Path) -> None:

@@ -18,8 +18,18 @@ Batch = dict
 
 
 class FusionClassifier(L.LightningModule):
-    def __init__(self, params: Params, channels: dict[str, int], num_classes: int) -> None:
+    class_weights: Tensor | None  # a buffer, so it follows the module to its device
+
+    def __init__(
+        self,
+        params: Params,
+        channels: dict[str, int],
+        num_classes: int,
+        class_weights: Tensor | None = None,
+    ) -> None:
+        """`class_weights`: per-class cross-entropy weights (`train.class_balance: loss`)."""
         super().__init__()
+        self.register_buffer("class_weights", class_weights, persistent=False)
         self.params = params
         self.model = build_model(params, channels, num_classes)
         self.modalities = list(params.modalities)
@@ -44,7 +54,12 @@ class FusionClassifier(L.LightningModule):
             len(batch["label"]), len(self.modalities), train.modality_dropout, device=self.device
         )
         output = self.model(inputs, batch["mask"] & dropped)
-        return F.cross_entropy(output.logits, batch["label"], label_smoothing=train.label_smoothing)
+        return F.cross_entropy(
+            output.logits,
+            batch["label"],
+            weight=self.class_weights,
+            label_smoothing=train.label_smoothing,
+        )
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self.training_loss(batch)

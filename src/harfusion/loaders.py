@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from harfusion.dataset import LegacyNpyWindows, ShardWindows, collate_windows, open_windows
 from harfusion.errors import HarfusionError
@@ -74,18 +74,40 @@ class SplitLoaders:
         self.setup()
         return self.splits["train"].class_names
 
+    def labels(self, split: str) -> torch.Tensor:
+        """Every window's class index in `split`, without reading a sample."""
+        self.setup()
+        windows = self.splits[split]
+        if isinstance(windows, ShardWindows):
+            return windows.shard_labels.cpu()[windows.windows[:, 0]]
+        return windows.targets
+
+    def class_counts(self, split: str = "train") -> torch.Tensor:
+        """Windows per class in `split`; zero for a class the split lacks."""
+        return torch.bincount(self.labels(split), minlength=len(self.classes))
+
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        """`shuffle` marks the training loader; with `train.class_balance: sampler` it draws
+        windows with replacement, each class equally often on average."""
         self.setup()
         dataset = self.params.dataset
         pin = dataset.pin_memory
         windows = self.splits[split]
         on_device = isinstance(windows, ShardWindows) and windows.device.type != "cpu"
         generator = torch.Generator().manual_seed(self.params.seed)
+        sampler = None
+        if shuffle and self.params.train.class_balance == "sampler":
+            labels = self.labels(split)
+            per_class = 1.0 / torch.bincount(labels).clamp_min(1).double()
+            sampler = WeightedRandomSampler(
+                per_class[labels].tolist(), len(labels), replacement=True, generator=generator
+            )
         return DataLoader(
             windows,
             batch_size=dataset.batch_size,
-            shuffle=shuffle,
-            generator=generator if shuffle else None,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
+            generator=generator if shuffle and sampler is None else None,
             collate_fn=collate_windows,
             num_workers=dataset.num_workers,
             persistent_workers=dataset.num_workers > 0,

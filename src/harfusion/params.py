@@ -124,9 +124,16 @@ class TrainParams(Strict):
     max_epochs: int = Field(30, ge=1)
     min_epochs: int = Field(1, ge=1)
     patience: int = Field(5, ge=1)
+    # What early stopping and the kept checkpoint follow. Validation loss rewards confident
+    # majority classes; macro F1 weighs a rare activity as much as a common one.
+    monitor: Literal["val_loss", "val_f1_macro"] = "val_loss"
     learning_rate: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-2, ge=0)
     label_smoothing: float = Field(0.05, ge=0, lt=1)
+    # Real subjects record activities for very different lengths, so a class may have a few
+    # training windows in a fold: `sampler` draws windows inversely to their class's count,
+    # `loss` weights the cross-entropy that way instead.
+    class_balance: Literal["none", "sampler", "loss"] = "none"
     gradient_clip_norm: float = Field(1.0, gt=0)
     modality_dropout: float = Field(0.1, ge=0, lt=1)
     noise_std: float = Field(0.05, ge=0)

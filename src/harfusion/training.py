@@ -65,8 +65,21 @@ def make_trainer(
     return L.Trainer(**(options | overrides))
 
 
+def balanced_class_weights(counts: torch.Tensor) -> torch.Tensor:
+    """Inverse-frequency weights, scaled so an average training window weighs 1; a class
+    without training windows gets 0 (it never occurs in the loss anyway)."""
+    counts = counts.double()
+    present = counts > 0
+    weights = torch.zeros_like(counts)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights.float()
+
+
 def make_module(params: Params, data: WindowDataModule) -> FusionClassifier:
-    module = FusionClassifier(params, channels_for(params), len(data.classes))
+    weights = None
+    if params.train.class_balance == "loss":
+        weights = balanced_class_weights(data.class_counts("train"))
+    module = FusionClassifier(params, channels_for(params), len(data.classes), weights)
     if params.train.compile:
         module.model = torch.compile(module.model)  # ty: ignore[invalid-assignment]
     return module
@@ -102,7 +115,7 @@ def _resume_from(params: Params, tensor_dir: Path, work: Path) -> Path | None:
 
 
 def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -> dict:
-    """Train, keep the best validation-loss checkpoint, write `models/model.pt`.
+    """Train, keep the checkpoint best on `train.monitor`, write `models/model.pt`.
 
     Checkpoints are written outside `models/` while training: DVC deletes a stage's outputs
     before it runs, and `persist: true` would cost the stage its run-cache. With `train.resume`
@@ -123,12 +136,14 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".train-")))
         resume = _resume_from(params, tensor_dir, work)
         resumed = torch.load(resume, weights_only=True)["epoch"] + 1 if resume else None
+        mode = "min" if train.monitor == "val_loss" else "max"
         checkpoint = ModelCheckpoint(
-            dirpath=work, filename="best", monitor="val_loss", mode="min", save_last=train.resume
+            dirpath=work, filename="best", monitor=train.monitor, mode=mode, save_last=train.resume
         )
+        stopping = EarlyStopping(train.monitor, mode=mode, patience=train.patience)
         trainer = make_trainer(
             params,
-            callbacks=[EarlyStopping("val_loss", patience=train.patience), checkpoint],
+            callbacks=[stopping, checkpoint],
             logger=DVCLiveLogger(dir=str(reports_dir), dvcyaml=False, save_dvc_exp=False),
         )
         started = time.perf_counter()
@@ -148,7 +163,8 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
     }
     summary = {
         "epochs": trainer.current_epoch,
-        "best_val_loss": float(checkpoint.best_model_score or float("nan")),
+        "monitor": train.monitor,
+        f"best_{train.monitor}": float(checkpoint.best_model_score or float("nan")),
         "fit_seconds": round(seconds, 2),
         "seconds_per_epoch": round(seconds / max(trainer.current_epoch, 1), 3),
         "resumed_at_epoch": resumed,
