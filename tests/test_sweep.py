@@ -20,6 +20,7 @@ from harfusion.ablations import check_runs, expand, load_ablations, parse_set
 from harfusion.comparison import build, write
 from harfusion.errors import HarfusionError
 from harfusion.experiments import (
+    BASELINE_METRICS,
     LATENCY,
     METRICS,
     MISSING_MODALITY,
@@ -180,7 +181,12 @@ def _fake_run(name: str, seed: int, f1: float, modalities: list[str] = MODALITIE
         f"{seed:040d}",
         "success",
         params,
-        {METRICS: metrics, LATENCY: {"latency_ms_mean": 2.0 + seed}, MISSING_MODALITY: missing},
+        {
+            METRICS: metrics,
+            LATENCY: {"latency_ms_mean": 2.0 + seed},
+            MISSING_MODALITY: missing,
+            BASELINE_METRICS: {"f1_macro": f1 - 0.1, "model": "random_forest"},
+        },
     )
 
 
@@ -208,6 +214,9 @@ def test_comparison_and_report_average_seeds_and_list_what_did_not_finish(tmp_pa
         and f1["std"] == pytest.approx(0.0707, abs=1e-4)
     )
     assert comparison["configs"]["single-heart_rate"]["metrics"]["f1_macro"]["std"] is None
+    forest = comparison["configs"]["fusion-early"]["baseline"]
+    assert forest["f1_macro"]["mean"] == pytest.approx(0.75) and forest["model"] == "random_forest"
+    assert forest["margin_f1_macro"]["mean"] == pytest.approx(0.1)
     assert comparison["failed"] == [
         {"name": "fusion-late-s1", "config": "fusion-late", "log": "/logs/late.out"}
     ]
@@ -231,8 +240,8 @@ def test_comparison_and_report_average_seeds_and_list_what_did_not_finish(tmp_pa
     text = render(saved, tmp_path / "comparison", report, {})
     assert "- **Training seeds:** 1, 2 (mean ± std over 2 seeds)" in text
     assert (
-        "| fusion-early | fusion | early | 4 | 512 | all four modalities | 2 | 0.900 ± 0.071"
-        in text
+        "| fusion-early | fusion | early | 4 | 512 | all four modalities | 2 | 0.900 ± 0.071 "
+        "| 0.850 ± 0.071 | 0.750 ± 0.071 | +0.100 ± 0.000 |" in text
     )
     assert "- failed: **fusion-late-s1** (log: `/logs/late.out`)" in text
     assert "![Fusion type, all four modalities](comparison/fusion.png)" in text

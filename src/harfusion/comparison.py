@@ -23,6 +23,7 @@ from harfusion.atomic import atomic_path
 from harfusion.comparison_plots import metric_panels, missing_modality_comparison, overview
 from harfusion.errors import HarfusionError
 from harfusion.experiments import (
+    BASELINE_METRICS,
     LATENCY,
     METRICS,
     MISSING_MODALITY,
@@ -58,6 +59,20 @@ def summarize(values: list[float]) -> dict[str, Any]:
     return {"mean": float(np.mean(values)), "std": std, "n": len(values)}
 
 
+def _baseline_entry(runs: list[Experiment]) -> dict[str, Any] | None:
+    """The forest's macro F1 on each run's windows and the deep model's margin over it."""
+    found = [(run.metrics.get(BASELINE_METRICS) or {}).get("f1_macro") for run in runs]
+    scores = [float(score) for score in found if isinstance(score, int | float)]
+    if len(scores) < len(runs):
+        return None
+    deep = [run.metrics[METRICS]["f1_macro"] for run in runs]
+    return {
+        "model": (runs[0].metrics[BASELINE_METRICS]).get("model"),
+        "f1_macro": summarize(scores),
+        "margin_f1_macro": summarize([d - b for d, b in zip(deep, scores, strict=True)]),
+    }
+
+
 def _config_entry(group: str, overrides: dict[str, Any], runs: list[Experiment]) -> dict[str, Any]:
     metrics = [run.metrics[METRICS] | run.metrics.get(LATENCY, {}) for run in runs]
     missing = [run.metrics.get(MISSING_MODALITY) or {} for run in runs]
@@ -73,6 +88,7 @@ def _config_entry(group: str, overrides: dict[str, Any], runs: list[Experiment])
             for key in HEADLINE
             if all(isinstance(m.get(key), int | float) for m in metrics)
         },
+        "baseline": _baseline_entry(runs),
         "missing_modality": {
             # DVC drops the non-numeric "modalities" lists; the key joins them with "+".
             subset: {"modalities": subset.split("+")}
@@ -199,6 +215,10 @@ def labels(ablations: Ablations, group: str, configs: dict[str, Any]) -> dict[st
     return result
 
 
+def _baseline(config: dict[str, Any]) -> dict[str, Any] | None:
+    return (config.get("baseline") or {}).get("f1_macro")
+
+
 def write(comparison: dict[str, Any], out_dir: Path) -> dict[str, str]:
     """Write the JSON and every figure there is data for; returns figure key → file name."""
     configs = comparison["configs"]
@@ -208,14 +228,19 @@ def write(comparison: dict[str, Any], out_dir: Path) -> dict[str, str]:
         if configs:
             figures["overview"] = "overview.png"
             overview(
-                [(n, c["group"], c["metrics"]["f1_macro"]) for n, c in configs.items()],
+                [
+                    (n, c["group"], c["metrics"]["f1_macro"], _baseline(c))
+                    for n, c in configs.items()
+                ],
                 tmp / figures["overview"],
             )
         for name, group in comparison["groups"].items():
             members = group["configs"] + ([group["reference"]] if group["reference"] else [])
             if not group["configs"]:
                 continue
-            rows = [(group["labels"][n], configs[n]["metrics"]) for n in members]
+            rows = [
+                (group["labels"][n], configs[n]["metrics"], _baseline(configs[n])) for n in members
+            ]
             figures[name] = f"{name}.png"
             metric_panels(rows, group["title"], group["axis"], tmp / figures[name])
             series = [

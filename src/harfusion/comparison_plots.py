@@ -12,7 +12,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 Summary = dict[str, Any]  # {"mean": float, "std": float | None, "n": int}
-Row = tuple[str, dict[str, Summary]]  # a label, and metric name → summary
+# a label, metric name → summary, and the forest baseline's macro F1 on the same windows
+Row = tuple[str, dict[str, Summary], Summary | None]
+BASELINE_LABEL = "forest baseline"
 
 PANELS = (
     ("accuracy", "Accuracy", "fraction of test windows correct"),
@@ -45,8 +47,24 @@ def _bars(axis: Axes, y: np.ndarray, summaries: list[Summary], height: float, **
         axis.text(mean + std, y[row], f" {text}", va="center", fontsize=8)
 
 
+def _baseline_marks(axis: Axes, y: np.ndarray, baselines: list[Summary | None]) -> Any | None:
+    """The forest's macro F1 as a diamond on each row that has one; the legend handle."""
+    rows = [(row, b["mean"]) for row, b in zip(y, baselines, strict=True) if b is not None]
+    if not rows:
+        return None
+    return axis.scatter(
+        [m for _, m in rows],
+        [r for r, _ in rows],
+        marker="D",
+        color="black",
+        zorder=3,
+        label=BASELINE_LABEL,
+    )
+
+
 def metric_panels(rows: list[Row], title: str, axis_label: str, path: Path) -> None:
-    """Accuracy, macro F1, ECE before/after temperature scaling and latency, 2 × 2."""
+    """Accuracy, macro F1 (with the baseline's), ECE before/after temperature scaling and
+    latency, 2 × 2."""
     y = np.arange(len(rows))
     figure, axes = plt.subplots(
         2, 2, figsize=(13, 3.2 + 0.9 * len(rows)), sharey=True, layout="constrained"
@@ -59,6 +77,8 @@ def metric_panels(rows: list[Row], title: str, axis_label: str, path: Path) -> N
         else:
             _bars(axis, y, [r[1][key] for r in rows], 0.6, color="tab:blue")
             top = max(r[1][key]["mean"] + (r[1][key]["std"] or 0) for r in rows)
+        if key == "f1_macro" and _baseline_marks(axis, y, [r[2] for r in rows]):
+            axis.legend(loc="lower right")
         if key in ("accuracy", "f1_macro"):
             axis.set(xlim=(0, 1.25), xticks=np.linspace(0, 1, 6))
         else:
@@ -66,7 +86,7 @@ def metric_panels(rows: list[Row], title: str, axis_label: str, path: Path) -> N
         axis.set(title=panel_title, xlabel=unit)
         axis.grid(axis="x", alpha=0.3)
     for axis in axes[:, 0]:
-        axis.set_yticks(y, [label for label, _ in rows])
+        axis.set_yticks(y, [label for label, *_ in rows])
     axes[0, 0].invert_yaxis()
     figure.supylabel(axis_label)
     figure.legend(
@@ -76,23 +96,23 @@ def metric_panels(rows: list[Row], title: str, axis_label: str, path: Path) -> N
     _save(figure, path)
 
 
-def overview(rows: list[tuple[str, str, Summary]], path: Path) -> None:
-    """Macro F1 of every finished configuration, coloured by group."""
-    groups = list(dict.fromkeys(group for _, group, _ in rows))
+def overview(rows: list[tuple[str, str, Summary, Summary | None]], path: Path) -> None:
+    """Macro F1 of every finished configuration, coloured by group, beside its baseline's."""
+    groups = list(dict.fromkeys(group for _, group, *_ in rows))
     colours = {group: plt.get_cmap("tab10")(i) for i, group in enumerate(groups)}
     y = np.arange(len(rows))
     figure, axis = plt.subplots(figsize=(10, 1.6 + 0.4 * len(rows)))
-    means, stds = _values([summary for _, _, summary in rows])
+    means, stds = _values([summary for _, _, summary, _ in rows])
     axis.barh(
         y,
         means,
         xerr=stds if stds.any() else None,
         capsize=3,
-        color=[colours[group] for _, group, _ in rows],
+        color=[colours[group] for _, group, _, _ in rows],
     )
     for row, (mean, std) in enumerate(zip(means, stds, strict=True)):
         axis.text(mean + std, row, f" {mean:.3f}" + (f" ± {std:.3f}" if std else ""), va="center")
-    axis.set_yticks(y, [name for name, _, _ in rows])
+    axis.set_yticks(y, [name for name, _, _, _ in rows])
     axis.invert_yaxis()
     axis.set(
         xlim=(0, 1.15),
@@ -100,8 +120,12 @@ def overview(rows: list[tuple[str, str, Summary]], path: Path) -> None:
         ylabel="configuration (experiment name)",
         title="All finished configurations: test macro F1",
     )
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[group]) for group in groups]
-    axis.legend(handles, groups, title="group", loc="lower right")
+    handles: list[Any] = [plt.Rectangle((0, 0), 1, 1, color=colours[group]) for group in groups]
+    names = list(groups)
+    if marks := _baseline_marks(axis, y, [baseline for *_, baseline in rows]):
+        handles.append(marks)
+        names.append(BASELINE_LABEL)
+    axis.legend(handles, names, title="group", loc="lower right")
     axis.grid(axis="x", alpha=0.3)
     _save(figure, path)
 

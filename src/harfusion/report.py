@@ -80,25 +80,28 @@ def protocol_lines(comparison: dict[str, Any]) -> list[str]:
     ]
 
 
-def fmt(summary: dict[str, Any] | None, digits: int = 3) -> str:
+def fmt(summary: dict[str, Any] | None, digits: int = 3, signed: bool = False) -> str:
     if summary is None:
         return "–"
-    text = f"{summary['mean']:.{digits}f}"
+    text = f"{summary['mean']:{'+' if signed else ''}.{digits}f}"
     return text + (f" ± {summary['std']:.{digits}f}" if summary["std"] is not None else "")
 
 
 def summary_table(comparison: dict[str, Any]) -> list[str]:
     lines = [
         "| configuration | group | fusion | heads | window (steps) | modalities | runs | accuracy "
-        "| macro F1 | ECE before → after | latency (ms) |",
-        "|---|---|---|---|---:|---|---:|---:|---:|---:|---:|",
+        "| macro F1 | baseline macro F1 | margin | ECE before → after | latency (ms) |",
+        "|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, config in comparison["configs"].items():
         params, m = config["params"], config["metrics"]
+        baseline = config.get("baseline") or {}
+        margin = fmt(baseline.get("margin_f1_macro"), signed=True)
         lines.append(
             f"| {name} | {config['group']} | {params['fusion']} | {params['heads']} "
             f"| {params['chunk_size']} | {modality_label(params['modalities'] or [])} "
             f"| {len(config['experiments'])} | {fmt(m.get('accuracy'))} | {fmt(m.get('f1_macro'))} "
+            f"| {fmt(baseline.get('f1_macro'))} | {margin} "
             f"| {fmt(m.get('ece_before'))} → {fmt(m.get('ece_after'))} "
             f"| {fmt(m.get('latency_ms_mean'), 2)} |"
         )
@@ -183,7 +186,11 @@ def render(
     lines += ["## Results", ""]
     if comparison["configs"]:
         lines += [*summary_table(comparison), ""]
-        lines.append("Test split; ± is the sample standard deviation over seeds where several ran.")
+        lines.append(
+            "Test split; ± is the sample standard deviation over seeds where several ran. The "
+            "baseline is the `baseline` stage's forest on window statistics of the same windows; "
+            "margin = deep macro F1 − baseline macro F1, per run."
+        )
     else:
         lines.append("No configuration has finished yet.")
     status = status_lines(comparison, report)
