@@ -2,6 +2,15 @@
 
 At most two subjects are in memory (one being written, the next being read), so peak memory
 follows the largest subjects, not the data set.
+
+Recordings are exactly `raw_dir/<session>/subject<id>.dat` (or `.dat.gz`) for the sessions in
+`preprocess.sessions`: no deeper folder is searched (a `backup/Protocol/` copy would double a
+subject), and any other entry there is skipped with a line saying why. A recording counted twice
+stops preprocess naming both files: one id under two names in a session (`subject0101.dat`
+beside `subject101.dat`; a lone non-canonical name is an error too, since it claims to be a
+recording), or two files holding the same readings at the same instants (a copied file). Each
+session file has its own clock (the synthetic set starts every session 3-10 s in), so
+overlapping time ranges alone are normal; identical readings at the same instants are not.
 """
 
 from __future__ import annotations
@@ -9,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,11 +35,12 @@ from tqdm import tqdm
 from harfusion.atomic import atomic_path
 from harfusion.dat_reader import read_dat
 from harfusion.errors import HarfusionError
-from harfusion.pamap2 import PROCESSED_COLUMNS, RAW_COLUMNS, TRANSIENT_ACTIVITY
+from harfusion.pamap2 import PROCESSED_COLUMNS, RAW_COLUMNS, RAW_FIELDS, TRANSIENT_ACTIVITY
 from harfusion.threads import usable_cores
 
 SHARD_INDEX = "shards.json"
-_SUBJECT_FILE = re.compile(r"subject(\d+)\.dat")
+_SUBJECT_FILE = re.compile(r"subject(\d+)\.dat(\.gz)?")
+_FIRST_SENSOR = RAW_COLUMNS.index("hand_temperature_c")
 _HR = RAW_COLUMNS.index("heart_rate_bpm")
 _ACTIVITY = RAW_COLUMNS.index("activity_id")
 
@@ -41,20 +52,47 @@ class Recording:
     session: str
 
 
+def _skip(path: Path, why: str) -> None:
+    print(f"preprocess: skipped {path}: {why}", file=sys.stderr)
+
+
+def _session_recordings(folder: Path, session: str) -> list[Recording]:
+    """The recordings directly in one session folder; a subject named twice is an error."""
+    by_subject: dict[int, list[Path]] = defaultdict(list)
+    for path in sorted(folder.iterdir()):
+        match = _SUBJECT_FILE.fullmatch(path.name)
+        if path.is_dir():
+            _skip(path, "a folder (only files directly in the session folder are read)")
+        elif not match:
+            case = (
+                " (names are case-sensitive)" if _SUBJECT_FILE.fullmatch(path.name.lower()) else ""
+            )
+            _skip(path, f"not named subject<id>.dat or subject<id>.dat.gz{case}")
+        else:
+            by_subject[int(match.group(1))].append(path)
+    recordings = []
+    for subject, paths in sorted(by_subject.items()):
+        if len(paths) > 1:
+            raise HarfusionError(
+                f"{' and '.join(map(str, paths))}: subject {subject} twice in {folder}; keep one"
+            )
+        if paths[0].name.removesuffix(".gz") != f"subject{subject}.dat":
+            raise HarfusionError(f"{paths[0]}: rename it subject{subject}.dat (no leading zeros)")
+        recordings.append(Recording(paths[0], subject, session))
+    return recordings
+
+
 def find_recordings(raw_dir: str | Path, sessions: list[str]) -> list[Recording]:
-    """Every `<session>/subject<id>.dat` under `raw_dir` for the requested sessions."""
+    """Every `<session>/subject<id>.dat[.gz]` directly under `raw_dir` for the sessions asked."""
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise HarfusionError(f"data.raw_dir: {raw_dir} is not a directory")
-    recordings = []
-    for path in sorted(raw_dir.rglob("*.dat")):
-        session = path.parent.name
-        if session not in sessions:
-            continue
-        match = _SUBJECT_FILE.fullmatch(path.name)
-        if not match:
-            raise HarfusionError(f"{path}: expected a name like subject101.dat")
-        recordings.append(Recording(path, int(match.group(1)), session))
+    recordings = [
+        recording
+        for session in sessions
+        if (raw_dir / session).is_dir()
+        for recording in _session_recordings(raw_dir / session, session)
+    ]
     if not recordings:
         wanted = ", ".join(f"{raw_dir}/{s}/*.dat" for s in sessions)
         raise HarfusionError(f"data.raw_dir: no .dat files found ({wanted})")
@@ -125,14 +163,42 @@ def _write_shard(
     return entries
 
 
+def _same_readings_at(first: np.ndarray, second: np.ndarray) -> float | None:
+    """The first instant at which two recordings hold identical IMU readings, if any.
+
+    Column by column over the shared timestamps, so independent recordings (whose clocks
+    share instants but whose readings differ at once) cost one pass over one column.
+    """
+    common, i, j = np.intersect1d(first[:, 0], second[:, 0], return_indices=True)
+    equal = np.ones(len(common), dtype=bool)
+    for column in range(_FIRST_SENSOR, RAW_FIELDS):
+        a, b = first[i[equal], column], second[j[equal], column]
+        keep = (a == b) | (np.isnan(a) & np.isnan(b))
+        equal[np.flatnonzero(equal)[~keep]] = False
+        if not equal.any():
+            return None
+    # Rows where every IMU dropped out match trivially; they prove nothing.
+    sensed = ~np.isnan(first[i, _FIRST_SENSOR:]).all(axis=1)
+    found = np.flatnonzero(equal & sensed)
+    return float(common[found[0]]) if len(found) else None
+
+
 def _load_subject(
     recordings: list[Recording], sessions: list[str], hr_median_window: int
 ) -> tuple[np.ndarray, pa.DictionaryArray]:
     """A subject's rows, recordings concatenated (column-major, as `read_dat` returns them),
     heart rate filled per recording, and each row's session."""
     rows, session_codes = [], []
-    for recording in recordings:
+    for number, recording in enumerate(recordings):
         values = read_dat(recording.path)
+        for earlier, earlier_values in zip(recordings[:number], rows, strict=True):
+            instant = _same_readings_at(earlier_values, values)
+            if instant is not None:
+                raise HarfusionError(
+                    f"{earlier.path} and {recording.path}: both hold subject "
+                    f"{recording.subject}'s readings at {instant:g} s (one copied from the "
+                    "other?); keep one"
+                )
         values[:, _HR] = fill_heart_rate(values[:, _HR], hr_median_window)
         rows.append(values)
         code = sessions.index(recording.session)
@@ -180,6 +246,12 @@ def preprocess(
             if position + 1 < len(subjects):
                 loading = pool.submit(load, subjects[position + 1][1])
             runs = _activity_runs(rows)
+            if not runs:
+                print(
+                    f"preprocess: warning: subject {subject} has no labelled rows (activity 0 "
+                    "only) and contributes nothing",
+                    file=sys.stderr,
+                )
             write = partial(_write_shard, tmp, subject, row_sessions, rows, max_shard_mb)
             shards += chain.from_iterable(pool.map(write, runs.keys(), runs.values()))
         if not shards:
