@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -155,3 +156,27 @@ def report(title: str, rows: list[Row]) -> None:
             f"{row.name:<44} {row.ours:>9.4g} {row.unit:<2} {row.baseline:>9.4g} {row.unit:<2}"
             f" {row.ratio:>6.2f}x  {row.target}"
         )
+
+
+def uv() -> str:
+    found = os.environ.get("UV") or shutil.which("uv")
+    if not found:
+        raise SystemExit("needs uv on PATH")
+    return found
+
+
+def fresh_clone(target: Path, overrides: dict) -> Path:
+    """A new clone of this commit at `target`, with `overrides` (dotted keys) in its params.yaml."""
+    import yaml
+
+    from harfusion.ablations import assign
+
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
+    if overrides:
+        params = yaml.safe_load((target / "params.yaml").read_text())
+        for key, value in overrides.items():
+            assign(params, key, value)
+        (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return target

@@ -15,14 +15,11 @@ times the bare pipeline: running the configurations one after another without DV
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
-from _common import ROOT, Row, parser, report, run_child
-
-from harfusion.ablations import assign
+from _common import Row, fresh_clone, parser, report, run_child, uv
 
 SMOKE = {
     "chunk_size": 128,
@@ -37,25 +34,6 @@ SMOKE = {
 }
 TARGET_REPRO_S = 300
 TARGET_SWEEP_S = 45 * 60
-
-
-def uv() -> str:
-    found = os.environ.get("UV") or shutil.which("uv")
-    if not found:
-        raise SystemExit("end_to_end: needs uv on PATH")
-    return found
-
-
-def fresh_clone(target: Path, overrides: dict) -> Path:
-    shutil.rmtree(target, ignore_errors=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
-    if overrides:
-        params = yaml.safe_load((target / "params.yaml").read_text())
-        for key, value in overrides.items():
-            assign(params, key, value)
-        (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return target
 
 
 def stage_commands(clone: Path) -> list[str]:

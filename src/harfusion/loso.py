@@ -355,6 +355,9 @@ def parser() -> argparse.ArgumentParser:
     )
     parse.add_argument("--subjects", help="comma-separated subject ids (default: synthetic set's)")
     parse.add_argument("--seeds", type=int, default=1, help="seeds 1..K per fold")
+    parse.add_argument(
+        "--folds", type=int, help="run only the first K folds (a quick check); default: all"
+    )
     parse.add_argument("-j", "--jobs", type=int, help="queue workers (default: one per core)")
     parse.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
     parse.add_argument("--ablations", type=Path, default=Path("ablations.yaml"))
@@ -378,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [int(s) for s in args.subjects.split(",")] if args.subjects else None
         subjects = subjects_of(params, chosen)
         runs = folds(config, subjects, args.seeds, parse_set(args.set))
+        if args.folds is not None:
+            if not 1 <= args.folds <= len(subjects):
+                raise HarfusionError(f"--folds: between 1 and {len(subjects)}, got {args.folds}")
+            runs = runs[: args.folds * args.seeds]  # folds() lists a fold's seeds together
         planned = check_runs(runs, args.params)[0]
         warn_untrainable(planned, subjects)
         jobs = args.jobs if args.jobs is not None else default_jobs(len(runs))

@@ -1,0 +1,123 @@
+"""Real-data quality: leave-one-subject-out on real PAMAP2 recordings, every fusion beside the
+forest baseline on the same windows, folds and classes.
+
+    uv run python benchmarks/real_quality.py --raw-dir ../shared/pamap2_dev [--seeds 3] [-j 2]
+
+Runs the project's own LOSO command (`python -m harfusion.loso`, through DVC's experiment queue)
+in a fresh clone of this commit, once per fusion. Test folds are the subjects with at least two
+activities long enough for a window; the others (in pamap2_dev, subject 109) always train. The
+baseline runs inside the same experiments (the `baseline` stage), so no second queue.
+
+Prints one table: pooled out-of-fold macro F1 over all classes and over the learnable ones
+(mean ± std over seeds), per-fold macro F1 mean ± std, the worst fold, and the deep model's
+pooled learnable-class F1 as a ratio to the baseline's. `--smoke`: 2 folds, 1 seed, 1 epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import ROOT, fresh_clone, parser, uv
+
+from harfusion.loso import activities_by_subject
+from harfusion.params import load_params
+
+FUSIONS = ("early", "late", "hybrid")
+
+
+def test_subjects(raw_dir: Path, chunk_size: int) -> tuple[list[int], list[int]]:
+    """(subjects to test in turn, subjects that only ever train)."""
+    params = load_params(ROOT / "params.yaml")
+    data = params.data.model_copy(update={"raw_dir": str(raw_dir)})
+    rows = activities_by_subject(params.model_copy(update={"data": data})) or {}
+    tested = [s for s, acts in rows.items() if sum(n >= chunk_size for n in acts.values()) >= 2]
+    return tested, [s for s in rows if s not in tested]
+
+
+def fmt(entry: dict | None) -> str:
+    if not entry:
+        return "–"
+    std = f" ± {entry['std']:.3f}" if entry.get("std") is not None else ""
+    return f"{entry['mean']:.3f}{std}"
+
+
+def main() -> None:
+    args = parser("LOSO on real PAMAP2: every fusion against the forest baseline.")
+    args.add_argument("--raw-dir", type=Path, required=True, help="folder holding Protocol/")
+    args.add_argument("--seeds", type=int, default=3)
+    args.add_argument("--fusions", default=",".join(FUSIONS))
+    args.add_argument("-j", "--jobs", type=int, default=None, help="queue workers")
+    options = args.parse_args()
+    if not options.raw_dir.is_dir():
+        print(f"real_quality: skipped: {options.raw_dir} does not exist (real PAMAP2 recordings)")
+        return
+    raw_dir = options.raw_dir.resolve()
+    chunk_size = load_params(ROOT / "params.yaml").chunk_size
+    tested, train_only = test_subjects(raw_dir, chunk_size)
+    seeds, extra, folds = options.seeds, [], None
+    if options.smoke:
+        seeds, extra, folds = 1, ["-S", "train.max_epochs=1", "-S", "evaluate.mc_samples=2"], 2
+    print(
+        f"real_quality: {raw_dir}: test folds {tested}, always training {train_only}, "
+        f"{seeds} seed(s), fusions {options.fusions}"
+    )
+    clone = fresh_clone(options.work / "real_quality" / "repo", {})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
+    results = {}
+    for fusion in options.fusions.split(","):
+        out = clone / "reports" / "loso" / fusion
+        command = [uv(), "run", "python", "-m", "harfusion.loso", "--config", f"fusion-{fusion}"]
+        command += ["--subjects", ",".join(map(str, tested)), "--seeds", str(seeds)]
+        command += ["-S", f"data.raw_dir={raw_dir}", *extra, "--out", str(out)]
+        command += ["--folds", str(folds)] if folds else []
+        command += ["-j", str(options.jobs)] if options.jobs else []
+        started = time.perf_counter()
+        result = subprocess.run(command, cwd=clone, env=env)
+        if result.returncode != 0:
+            raise SystemExit(f"real_quality: LOSO for {fusion} failed (exit {result.returncode})")
+        print(f"real_quality: {fusion}: {time.perf_counter() - started:.0f} s", flush=True)
+        results[fusion] = json.loads((out / "loso.json").read_text())
+    print_table(results)
+
+
+def print_table(results: dict[str, dict]) -> None:
+    header = (
+        "| model | pooled macro F1, all classes | pooled macro F1, learnable | per-fold macro F1 "
+        "| worst fold | ratio to baseline (learnable) |"
+    )
+    lines = [header, "|---|---:|---:|---:|---:|---:|"]
+    baseline = None
+    for fusion, summary in results.items():
+        deep, forest = summary["pooled"]["deep"], summary["pooled"].get("baseline")
+        baseline = baseline or (summary, forest)
+        ratio = (
+            f"{deep['f1_macro_learnable']['mean'] / forest['f1_macro_learnable']['mean']:.3f}"
+            if forest and deep.get("f1_macro_learnable") and forest.get("f1_macro_learnable")
+            else "–"
+        )
+        lines.append(
+            f"| {fusion} | {fmt(deep['f1_macro'])} | {fmt(deep['f1_macro_learnable'])} "
+            f"| {fmt(summary['fold_f1_macro'])} | {summary['worst_fold_f1_macro']:.3f} | {ratio} |"
+        )
+    if baseline and baseline[1]:
+        summary, forest = baseline
+        worst = summary["worst_fold_baseline_f1_macro"]
+        lines.append(
+            f"| baseline (forest) | {fmt(forest['f1_macro'])} "
+            f"| {fmt(forest['f1_macro_learnable'])} | {fmt(summary['fold_baseline_f1_macro'])} "
+            f"| {worst:.3f} | 1.000 |"
+        )
+    excluded = next(iter(results.values()))["excluded_classes"] if results else []
+    print("\n".join(lines))
+    for entry in excluded:
+        print(f"excluded from 'learnable': {entry['class']}: {entry['why']}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
