@@ -100,7 +100,8 @@ def test_class_balanced_loss_reaches_the_module(tensors: Path) -> None:
     data = _imbalanced(tensors, weighted)
     module = make_module(weighted, data)
     expected = balanced_class_weights(data.class_counts("train"))
-    assert torch.equal(module.class_weights, expected) and expected[0] > 3 * expected[1]
+    assert module.class_weights is not None and expected[0] > 3 * expected[1]
+    assert torch.equal(module.class_weights, expected)
     batch = next(iter(data.train_dataloader()))
     torch.manual_seed(0)
     loss = module.training_loss(batch)

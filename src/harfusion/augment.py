@@ -1,8 +1,12 @@
-"""Training-time augmentation of normalised windows: sensor noise and timing jitter."""
+"""Training-time augmentation of normalised windows: sensor noise, timing jitter, sensor
+rotation, amplitude scaling and time warping."""
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -22,3 +26,78 @@ def jitter(x: Tensor, max_steps: int) -> Tensor:
     shift = torch.randint(-max_steps, max_steps + 1, (batch, 1), device=x.device)
     index = (torch.arange(steps, device=x.device) + shift).clamp(0, steps - 1)
     return torch.gather(x, 1, index.unsqueeze(-1).expand_as(x))
+
+
+def random_rotations(batch: int, max_degrees: float, device: torch.device | None = None) -> Tensor:
+    """[batch, 3, 3] rotations about a uniformly random axis by an angle uniform in
+    [0, max_degrees]: a sensor strapped on at a slightly different angle (Rodrigues' formula)."""
+    axis = torch.randn(batch, 3, device=device)
+    axis = axis / axis.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    angle = torch.rand(batch, 1, 1, device=device) * math.radians(max_degrees)
+    x, y, z = axis.unbind(dim=1)
+    zero = torch.zeros_like(x)
+    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=1).view(batch, 3, 3)
+    eye = torch.eye(3, device=device).expand(batch, 3, 3)
+    return eye + angle.sin() * cross + (1 - angle.cos()) * (cross @ cross)
+
+
+def rotate_sensor(
+    x: Tensor, rotations: Tensor, triads: list[list[int]], mean: Tensor, std: Tensor
+) -> Tensor:
+    """Turn every 3-axis group of one IMU (acc, gyro, mag) by the same per-window rotation.
+
+    `x` is normalised per channel with the train split's `mean`/`std`, and a rotation mixes
+    axes whose means and scales differ, so it is applied in physical units: un-normalise,
+    rotate, re-normalise. Rows that were missing (a dropped packet: every channel 0 after
+    NaN-to-0) stay missing rather than turning into a rotated mean.
+    """
+    if not triads:
+        return x
+    missing = (x == 0).all(dim=-1, keepdim=True)
+    out = x.clone()
+    for columns in triads:
+        index = torch.tensor(columns, device=x.device)
+        physical = x[..., index] * std[index] + mean[index]
+        turned = torch.einsum("bij,btj->bti", rotations, physical)
+        out[..., index] = (turned - mean[index]) / std[index]
+    return torch.where(missing, x, out)
+
+
+def scale_amplitude(x: Tensor, std: float) -> Tensor:
+    """Multiply each window by one factor ~ N(1, std) (clamped to stay positive).
+
+    People move with different vigour; one factor per sensor and window keeps the direction
+    of every 3-axis reading. Applied to the normalised values, it scales the deviation from
+    the training data's mean.
+    """
+    if std <= 0:
+        return x
+    factor = (1 + torch.randn(x.shape[0], 1, 1, device=x.device) * std).clamp_min(0.1)
+    return x * factor
+
+
+def time_warp(inputs: dict[str, Tensor], strength: float, knots: int = 4) -> dict[str, Tensor]:
+    """Resample every modality of a window along one smooth random time axis.
+
+    Cadence differs between people and within a recording; the local speed follows
+    exp(N(0, strength)) at `knots` points, linearly interpolated, around the window's centre,
+    so a faster warp also reads a little past the window (edge samples repeat, as in `jitter`).
+    All modalities share one warp, since they were recorded together.
+    """
+    if strength <= 0 or not inputs:
+        return inputs
+    first = next(iter(inputs.values()))
+    batch, steps, device = first.shape[0], first.shape[1], first.device
+    speed = torch.exp(torch.randn(batch, 1, knots, device=device) * strength)
+    speed = F.interpolate(speed, size=steps, mode="linear", align_corners=True).squeeze(1)
+    position = speed.cumsum(dim=1)
+    position = position - position[:, steps // 2 : steps // 2 + 1] + steps // 2
+    position = position.clamp(0, steps - 1)
+    below = position.floor().long().clamp(max=steps - 2) if steps > 1 else position.long()
+    weight = (position - below).unsqueeze(-1)
+    warped = {}
+    for modality, x in inputs.items():
+        lower = torch.gather(x, 1, below.unsqueeze(-1).expand_as(x))
+        upper = torch.gather(x, 1, (below + (steps > 1)).unsqueeze(-1).expand_as(x))
+        warped[modality] = lower + (upper - lower) * weight
+    return warped

@@ -9,9 +9,17 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from harfusion.augment import add_noise, jitter
+from harfusion.augment import (
+    add_noise,
+    jitter,
+    random_rotations,
+    rotate_sensor,
+    scale_amplitude,
+    time_warp,
+)
 from harfusion.fusion import FusionOutput, build_model
 from harfusion.masking import random_modality_mask
+from harfusion.pamap2 import imu_triads
 from harfusion.params import Params
 
 Batch = dict
@@ -26,10 +34,18 @@ class FusionClassifier(L.LightningModule):
         channels: dict[str, int],
         num_classes: int,
         class_weights: Tensor | None = None,
+        normalisation: dict[str, tuple[Tensor, Tensor]] | None = None,
     ) -> None:
-        """`class_weights`: per-class cross-entropy weights (`train.class_balance: loss`)."""
+        """`class_weights`: per-class cross-entropy weights (`train.class_balance: loss`).
+        `normalisation`: per modality the train mean and std the inputs were normalised with,
+        which sensor rotation needs to work in physical units (none: inputs are physical)."""
         super().__init__()
         self.register_buffer("class_weights", class_weights, persistent=False)
+        self.triads = imu_triads(params.dataset.channel_groups)
+        for modality, count in channels.items():
+            mean, std = (normalisation or {}).get(modality, (torch.zeros(count), torch.ones(count)))
+            self.register_buffer(f"mean_{modality}", mean.float(), persistent=False)
+            self.register_buffer(f"std_{modality}", std.float(), persistent=False)
         self.params = params
         self.model = build_model(params, channels, num_classes)
         self.modalities = list(params.modalities)
@@ -46,9 +62,18 @@ class FusionClassifier(L.LightningModule):
         Kept apart from `training_step` so a bare PyTorch loop (benchmarks/) does the same work.
         """
         train = self.params.train
+        inputs = dict(time_warp(batch["inputs"], train.time_warp))  # never the batch's own
+        if train.rotation_degrees > 0:
+            for m, x in inputs.items():
+                if m.startswith("imu_"):
+                    turn = random_rotations(len(x), train.rotation_degrees, device=x.device)
+                    mean, std = self.get_buffer(f"mean_{m}"), self.get_buffer(f"std_{m}")
+                    inputs[m] = rotate_sensor(x, turn, self.triads, mean, std)
         inputs = {
-            m: add_noise(jitter(x, train.jitter_steps), train.noise_std)
-            for m, x in batch["inputs"].items()
+            m: add_noise(
+                jitter(scale_amplitude(x, train.scale_std), train.jitter_steps), train.noise_std
+            )
+            for m, x in inputs.items()
         }
         dropped = random_modality_mask(
             len(batch["label"]), len(self.modalities), train.modality_dropout, device=self.device

@@ -98,3 +98,17 @@ def modality_columns(modality: str, channel_groups: Sequence[str]) -> list[str]:
         raise ValueError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
     imu = modality.removeprefix("imu_")
     return [f"{imu}_{field}" for group in channel_groups for field in IMU_CHANNEL_GROUPS[group]]
+
+
+VECTOR_GROUPS = ("acc16", "acc6", "gyro", "mag")  # x, y, z in the sensor's own frame
+
+
+def imu_triads(channel_groups: Sequence[str]) -> list[list[int]]:
+    """Positions, among one IMU modality's channels (`modality_columns` order), of each 3-axis
+    group: the columns a rotation of the sensor turns together."""
+    triads, offset = [], 0
+    for group in channel_groups:
+        if group in VECTOR_GROUPS:
+            triads.append([offset, offset + 1, offset + 2])
+        offset += len(IMU_CHANNEL_GROUPS[group])
+    return triads

@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import Logger
 from harfusion.atomic import atomic_path
 from harfusion.classifier import FusionClassifier
 from harfusion.datamodule import WindowDataModule
+from harfusion.dataset import ShardWindows
 from harfusion.fusion import channels_for
 from harfusion.model_file import architecture, save_model
 from harfusion.params import Params
@@ -79,7 +80,12 @@ def make_module(params: Params, data: WindowDataModule) -> FusionClassifier:
     weights = None
     if params.train.class_balance == "loss":
         weights = balanced_class_weights(data.class_counts("train"))
-    module = FusionClassifier(params, channels_for(params), len(data.classes), weights)
+    data.setup()  # opens the splits (no device yet; Lightning's own setup moves them)
+    train_windows = data.splits["train"]
+    normalisation = train_windows.norm if isinstance(train_windows, ShardWindows) else None
+    module = FusionClassifier(
+        params, channels_for(params), len(data.classes), weights, normalisation
+    )
     if params.train.compile:
         module.model = torch.compile(module.model)  # ty: ignore[invalid-assignment]
     return module
