@@ -5,7 +5,7 @@ import yaml
 
 from harfusion.errors import HarfusionError
 from harfusion.pamap2 import IMU_CHANNEL_GROUPS
-from harfusion.params import ChannelGroup, Params, load_params
+from harfusion.params import ChannelGroup, Params, Strategy, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +40,28 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("modalities: []\n", "modalities", "at least 1"),
         ("split:\n  train: 0.8\n", "split", "must be 1"),
         ("heads: 3\n", "<top level>", "must divide"),
+        # Issue 16: each of these was accepted and crashed a minute later with a traceback.
+        ("seed: -1\n", "seed", "greater than or equal to 0"),
+        ("seed: 4294967296\n", "seed", "less than or equal to 4294967295"),
+        ("split:\n  seed: -3\n", "split.seed", "greater than or equal to 0"),
+        ("train:\n  cpu_threads: 0\n", "train.cpu_threads", "at least 1"),
+        ("train:\n  cpu_threads: many\n", "train.cpu_threads", "'auto'"),
+        ("model:\n  conv_strides: [4, 0, 2]\n", "model.conv_strides.1", "greater than or equal"),
+        ("model:\n  conv_channels: [32, 0, 64]\n", "model.conv_channels.1", "greater than"),
+        (
+            "model:\n  heart_rate_conv_strides: [0, 8]\n",
+            "model.heart_rate_conv_strides.0",
+            "than or equal",
+        ),
+        ("train:\n  limit_train_batches: 0\n", "train.limit_train_batches", "fraction in (0, 1]"),
+        ("train:\n  limit_train_batches: 1.5\n", "train.limit_train_batches", "whole number"),
+        ("train:\n  devices: 0\n", "train.devices", "at least 1"),
+        ("train:\n  devices: '0,1'\n", "train.devices", "'auto'"),
+        ("train:\n  strategy: dpp\n", "train.strategy", "'ddp'"),
+        ("train:\n  min_epochs: 5\n  max_epochs: 3\n", "train", "train.min_epochs=5 exceeds"),
+        ("dataset:\n  batch_size: 1\n", "<top level>", "dataset.batch_size=1 needs model.norm"),
+        ("preprocess:\n  sessions: [Protocol, Protocol]\n", "preprocess.sessions", "repeat"),
+        ("preprocess:\n  sessions: [../x]\n", "preprocess.sessions", "folder name"),
     ],
 )
 def test_bad_params_name_the_key(tmp_path: Path, text: str, key: str, why: str) -> None:
@@ -47,9 +69,30 @@ def test_bad_params_name_the_key(tmp_path: Path, text: str, key: str, why: str) 
     with pytest.raises(HarfusionError) as info:
         load_params(path)
     message = str(info.value)
-    assert str(path) in message
-    assert f"  {key}:" in message
+    assert len(message.splitlines()) == 1
+    assert message.startswith(f"{path}: {key}: ")
     assert why in message
+
+
+def test_accepted_edge_values_validate() -> None:
+    """Control: the rules above reject only the impossible."""
+    Params.model_validate(
+        {
+            "seed": 0,
+            "split": {"seed": 2**32 - 1},
+            "train": {"cpu_threads": 1, "devices": 1, "limit_train_batches": 3},
+            "dataset": {"batch_size": 1},
+            "model": {"norm": "group", "conv_strides": [1, 1, 1]},
+        }
+    )
+    Params.model_validate({"train": {"min_epochs": 3, "max_epochs": 3, "strategy": "ddp_spawn"}})
+
+
+def test_strategies_are_lightnings() -> None:
+    """The schema lists Lightning's strategies without importing Lightning; keep them equal."""
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    assert set(Strategy.__args__) == {"auto", *StrategyRegistry.available_strategies()}
 
 
 def test_not_a_mapping(tmp_path: Path) -> None:
@@ -60,3 +103,20 @@ def test_not_a_mapping(tmp_path: Path) -> None:
 def test_stride_defaults_to_chunk_size() -> None:
     assert Params(chunk_size=256).stride == 256
     assert Params.model_validate({"chunk_size": 256, "dataset": {"chunk_stride": 64}}).stride == 64
+
+
+def test_sweep_precheck_prints_one_line_per_bad_override(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It printed pydantic's raw dump, and let values the schema accepted crash in the queue."""
+    from harfusion import sweep
+
+    argv = ["--dry-run", "--only", "heads-8", "-S", "train.devices=0", "-S", "seed=-1"]
+    files = ["--ablations", str(ROOT / "ablations.yaml"), "--params", str(ROOT / "params.yaml")]
+    assert sweep.main(argv + files) == 1
+    err = capsys.readouterr().err.splitlines()
+    prefix = f"{ROOT / 'params.yaml'} with heads-8's -S"
+    assert err == [
+        f"error: {prefix}: seed: Input should be greater than or equal to 0 (got -1)",
+        f"{prefix}: train.devices: must be 'auto' or at least 1 (got 0)",
+    ]

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harfusion.errors import HarfusionError
-from harfusion.params import Params
+from harfusion.params import Params, describe
 
 # Experiment names become git refs; keep them to characters no shell or ref syntax cares about.
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -175,7 +175,7 @@ def check_runs(runs: list[Run], params_path: Path) -> list[Params]:
         try:
             checked.append(Params.model_validate(run_tree(run, base)))
         except ValidationError as exc:
-            raise HarfusionError(f"{run.name}: invalid overrides {run.overrides}:\n{exc}") from None
+            raise HarfusionError(describe(exc, f"{params_path} with {run.name}'s -S")) from None
     return checked
 
 

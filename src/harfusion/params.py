@@ -7,7 +7,7 @@ the first stage that runs instead of being silently added as a new param.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,6 +16,40 @@ from harfusion.errors import HarfusionError
 
 Modality = Literal["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
 ChannelGroup = Literal["temperature", "acc16", "acc6", "gyro", "mag", "orientation"]
+# Lightning's StrategyRegistry names (2.6; a test compares them), kept here so that validating
+# params does not import Lightning.
+Strategy = Literal[
+    "auto",
+    "ddp",
+    "ddp_find_unused_parameters_false",
+    "ddp_find_unused_parameters_true",
+    "ddp_fork",
+    "ddp_fork_find_unused_parameters_false",
+    "ddp_fork_find_unused_parameters_true",
+    "ddp_notebook",
+    "ddp_notebook_find_unused_parameters_false",
+    "ddp_notebook_find_unused_parameters_true",
+    "ddp_spawn",
+    "ddp_spawn_find_unused_parameters_false",
+    "ddp_spawn_find_unused_parameters_true",
+    "deepspeed",
+    "deepspeed_stage_1",
+    "deepspeed_stage_2",
+    "deepspeed_stage_2_offload",
+    "deepspeed_stage_3",
+    "deepspeed_stage_3_offload",
+    "deepspeed_stage_3_offload_nvme",
+    "fsdp",
+    "fsdp_cpu_offload",
+    "single_device",
+    "single_tpu",
+    "single_xla",
+    "xla",
+    "xla_debug",
+]
+# What numpy's and Lightning's seeding accept (a negative seed failed a minute into training).
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+Positive = Annotated[int, Field(ge=1)]
 
 
 class Strict(BaseModel):
@@ -39,13 +73,24 @@ class DataParams(Strict):
 
 class PreprocessParams(Strict):
     sessions: list[str] = Field(default_factory=lambda: ["Protocol", "Optional"], min_length=1)
+
+    @field_validator("sessions")
+    @classmethod
+    def _plain_unique_folders(cls, sessions: list[str]) -> list[str]:
+        if len(set(sessions)) != len(sessions):
+            raise ValueError("sessions must not repeat (a session's files would count twice)")
+        odd = [s for s in sessions if not s or "/" in s or "\\" in s or s in (".", "..")]
+        if odd:
+            raise ValueError(f"{odd}: a session is a folder name directly under data.raw_dir")
+        return sessions
+
     hr_median_window: int = Field(25, ge=1)
     max_shard_mb: float = Field(19.0, gt=0, le=19.5)
 
 
 class SplitParams(Strict):
     strategy: Literal["shard", "subject"] = "shard"
-    seed: int = 0
+    seed: Seed = 0
     train: float = Field(0.70, gt=0, lt=1)
     val: float = Field(0.15, gt=0, lt=1)
     test: float = Field(0.15, gt=0, lt=1)
@@ -89,10 +134,10 @@ class DatasetParams(Strict):
 class ModelParams(Strict):
     encoder: Literal["cnn", "cnn_gru", "cnn_attention"] = "cnn_gru"
     embed_dim: int = Field(64, ge=8)
-    conv_channels: list[int] = Field(default_factory=lambda: [32, 64, 64], min_length=1)
-    conv_strides: list[int] = Field(default_factory=lambda: [4, 4, 2], min_length=1)
-    heart_rate_conv_channels: list[int] = Field(default_factory=lambda: [8, 16], min_length=1)
-    heart_rate_conv_strides: list[int] = Field(default_factory=lambda: [8, 8], min_length=1)
+    conv_channels: list[Positive] = Field(default_factory=lambda: [32, 64, 64], min_length=1)
+    conv_strides: list[Positive] = Field(default_factory=lambda: [4, 4, 2], min_length=1)
+    heart_rate_conv_channels: list[Positive] = Field(default_factory=lambda: [8, 16], min_length=1)
+    heart_rate_conv_strides: list[Positive] = Field(default_factory=lambda: [8, 8], min_length=1)
     dropout: float = Field(0.2, ge=0, lt=1)
     # Batch norm is the faster default; group norm makes each window independent of its batch.
     norm: Literal["batch", "group"] = "batch"
@@ -148,15 +193,37 @@ class TrainParams(Strict):
     # window: cadence differs between people.
     time_warp: float = Field(0.0, ge=0, lt=1)
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: int | str = "auto"
-    strategy: str = "auto"
+    devices: int | Literal["auto"] = "auto"  # how many (CUDA_VISIBLE_DEVICES picks which)
+    strategy: Strategy = "auto"
     num_nodes: int = Field(1, ge=1)
     compile: bool = False
     # "auto": half the usable cores, at least one. Measured on a 2-vCPU machine, two OpenMP
     # threads trained these small convolutions and GRUs 4-7x slower than one.
     cpu_threads: int | Literal["auto"] = "auto"
     resume: bool = False
-    limit_train_batches: float | int = 1.0
+    limit_train_batches: float | int = 1.0  # a fraction of the batches, or a number of them
+
+    @field_validator("devices", "cpu_threads")
+    @classmethod
+    def _at_least_one(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be 'auto' or at least 1")
+        return value
+
+    @field_validator("limit_train_batches")
+    @classmethod
+    def _some_batches(cls, value: float) -> float:
+        if not (0 < value <= 1 if isinstance(value, float) else value >= 1):
+            raise ValueError("must be a fraction in (0, 1] or a whole number of batches >= 1")
+        return value
+
+    @model_validator(mode="after")
+    def _epochs_in_order(self) -> TrainParams:
+        if self.min_epochs > self.max_epochs:
+            raise ValueError(
+                f"train.min_epochs={self.min_epochs} exceeds train.max_epochs={self.max_epochs}"
+            )
+        return self
 
 
 class BaselineParams(Strict):
@@ -177,7 +244,7 @@ class EvaluateParams(Strict):
 
 
 class Params(Strict):
-    seed: int = 42
+    seed: Seed = 42
     fusion: Literal["early", "late", "hybrid"] = "hybrid"
     heads: int = Field(4, ge=1)
     chunk_size: int = Field(512, ge=16)
@@ -208,6 +275,17 @@ class Params(Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _batch_norm_needs_two_windows(self) -> Params:
+        # A conv front end that shortens a window to one step leaves batch norm a single value
+        # per channel in a one-window batch, which it cannot normalise (a crash in training).
+        if self.model.norm == "batch" and self.dataset.batch_size < 2:
+            raise ValueError(
+                "dataset.batch_size=1 needs model.norm: group (batch norm normalises over the "
+                "windows of a batch)"
+            )
+        return self
+
     @property
     def stride(self) -> int:
         return self.dataset.chunk_stride or self.chunk_size
@@ -217,17 +295,39 @@ class Params(Strict):
         return self.dataset.train_stride or self.stride
 
 
-def _describe(error: ValidationError, source: Path) -> str:
-    lines = [f"{source}: invalid params"]
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "<top level>"
-        if item["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (misspelt? see params.py for the valid keys)")
-        elif isinstance(item["input"], (str, int, float, bool)):
-            lines.append(f"  {key}: {item['msg']} (got {item['input']!r})")
+def _key(item: Any) -> str:
+    """The dotted key of one pydantic error. A union reports each member's failure under a
+    tag after the key (`train.devices.int`, `train.devices.literal['auto']`); cut those off."""
+    if item["type"] == "extra_forbidden":
+        return ".".join(str(part) for part in item["loc"])
+    parts, model = [], Params
+    for part in item["loc"]:
+        fields = getattr(model, "model_fields", None)
+        if isinstance(part, int):
+            parts.append(str(part))
+        elif fields is not None and part in fields:
+            parts.append(part)
+            model = fields[part].annotation
         else:
-            lines.append(f"  {key}: {item['msg']}")
-    return "\n".join(lines)
+            break
+    return ".".join(parts) or "<top level>"
+
+
+def describe(error: ValidationError, source: str | Path) -> str:
+    """One line per wrong key, `source: key: why (got value)`; a union's several complaints
+    about one key share its line."""
+    reasons: dict[str, list[str]] = {}
+    for item in error.errors():
+        key, message = _key(item), item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            reason = "unknown key (misspelt? see params.py for the valid keys)"
+        elif isinstance(item["input"], (str, int, float, bool)):
+            reason = f"{message} (got {item['input']!r})"
+        else:
+            reason = message
+        if reason not in reasons.setdefault(key, []):
+            reasons[key].append(reason)
+    return "\n".join(f"{source}: {key}: {'; or '.join(why)}" for key, why in reasons.items())
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -244,4 +344,4 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        raise HarfusionError(_describe(exc, path)) from None
+        raise HarfusionError(describe(exc, path)) from None
