@@ -41,6 +41,17 @@ def test_features_measure_what_they_say() -> None:
     assert features["heart_rate_bpm:dominant_power"] == pytest.approx(0.0, abs=1e-9)
 
 
+def test_quantiles_are_numpys() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 4, 101))
+    x[0, 0, :10] = 5.0  # ties
+    features = window_features(x.transpose(0, 2, 1), [f"c{i}" for i in range(4)])
+    stats = features.reshape(3, 4, len(CHANNEL_STATISTICS))
+    position = {name: i for i, name in enumerate(CHANNEL_STATISTICS)}
+    for name, level in (("p10", 0.1), ("median", 0.5), ("p90", 0.9)):
+        np.testing.assert_allclose(stats[..., position[name]], np.quantile(x, level, axis=-1))
+
+
 def test_features_of_a_batch_are_those_of_each_window() -> None:
     rng = np.random.default_rng(0)
     columns = [f"chest_{g}_{a}" for g in ("acc16", "gyro") for a in "xyz"]

@@ -92,6 +92,7 @@ def smoke_clone(target: Path, repro: bool = True) -> Path:
         "split",
         "tensorize",
         "train",
+        "baseline",
         "evaluate",
         "analyze",
     ]
@@ -212,6 +213,11 @@ def test_repro_outputs(clone: Path) -> None:
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics["temperature"] > 0
     assert len(metrics["per_class_f1"]) == 18
+    forest = json.loads((clone / "reports" / "baseline" / "metrics.json").read_text())
+    for key in ("accuracy", "f1_macro", "f1_weighted", "nll", "brier", "ece"):
+        assert forest[key] >= 0.0 and (key == "nll" or forest[key] <= 1.0), key
+    assert set(forest["per_class_f1"]) == set(metrics["per_class_f1"])
+    assert forest["test_windows"] == metrics["test_windows"]
     missing = json.loads((clone / "reports" / "eval" / "missing_modality.json").read_text())
     assert len(missing) == 15
     uncertainty = json.loads((clone / "reports" / "eval" / "uncertainty.json").read_text())
@@ -241,11 +247,21 @@ def test_param_typo_fails_with_the_key(clone: Path) -> None:
 def test_chunk_size_reruns_from_tensorize_and_switching_back_uses_the_cache(clone: Path) -> None:
     changed = run(clone, "uv run dvc exp run -S chunk_size=96")
     # check_params tracks the whole params.yaml, so it re-validates on every change
-    assert ran_stages(changed) == ["check_params", "tensorize", "train", "evaluate", "analyze"]
+    assert ran_stages(changed) == [
+        "check_params",
+        "tensorize",
+        "train",
+        "baseline",
+        "evaluate",
+        "analyze",
+    ]
     back = run(clone, "uv run dvc exp run -S chunk_size=128")
     assert ran_stages(back) == ["check_params"]  # no outputs, so nothing to restore: it re-checks
     assert "cached" in back.stdout + back.stderr
-    assert run(clone, "uv run dvc exp show --md").stdout.count("|") > 10
+    table = run(clone, "uv run dvc exp show --md").stdout
+    # deep and baseline metrics side by side in one table
+    assert "reports/eval/metrics.json:f1_macro" in table
+    assert "reports/baseline/metrics.json:f1_macro" in table
     assert "f1_macro" in run(clone, "uv run dvc metrics show").stdout
     run(clone, "uv run dvc plots diff HEAD -o plots-out")
     assert (clone / "plots-out" / "index.html").stat().st_size > 1000
