@@ -363,3 +363,74 @@ def test_legacy_npy_refuses_object_arrays(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="allow_pickle"):
         LegacyNpyWindows(tmp_path, "val", ["imu_hand"])
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_refusals_do_not_pass_on_torchs_advice(tmp_path: Path, kind: str) -> None:
+    """Torch's refusal says to load again with weights_only=False, i.e. to run the payload."""
+    _write_payload(tmp_path / MODEL_FILE, tmp_path / "ran", kind)
+    _write_payload(tmp_path / "shard.pt", tmp_path / "ran", kind)
+    for load in (
+        lambda: load_model(_params(), tmp_path),
+        lambda: load_tensor_shard(tmp_path / "shard.pt"),
+    ):
+        with pytest.raises(HarfusionError) as info:
+            load()
+        message = str(info.value)
+        assert "weights_only" not in message and "trust" not in message, message
+        assert "\n" not in message and "pickled Python objects" in message
+        assert "never loaded" in message
+
+
+def _saved(params: Params) -> dict:
+    model = build_model(params, channels_for(params), 3)
+    return {
+        "state_dict": model.state_dict(),
+        "classes": [1, 4, 5],
+        "class_names": ["lying", "walking", "running"],
+        "channels": channels_for(params),
+        "architecture": architecture(params),
+        "summary": {"epochs": 1, "best_val_loss": 0.5},
+    }
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda saved: [1, 2, 3], "holds a list, not a mapping"),
+        (
+            lambda saved: {k: v for k, v in saved.items() if k != "architecture"},
+            "no 'architecture'",
+        ),
+        (lambda saved: saved | {"classes": "1,4,5"}, "'classes' is a str"),
+        (lambda saved: saved | {"state_dict": {"w": [1.0]}}, "'state_dict' is not a mapping"),
+        (lambda saved: saved | {"channels": {"imu_hand": "9"}}, "'channels' is not a positive"),
+        (lambda saved: saved | {"classes": [1]}, "weights do not fit .*need at least 2 classes"),
+        (
+            lambda saved: saved | {"state_dict": dict(list(saved["state_dict"].items())[1:])},
+            "weights do not fit .*Missing key",
+        ),
+        (
+            lambda saved: saved | {"classes": [1, 4, 5, 6], "class_names": list("abcd")},
+            "weights do not fit .*size mismatch",
+        ),
+    ],
+    ids=[
+        "list",
+        "no-arch",
+        "classes-str",
+        "weights-list",
+        "channels-str",
+        "one-class",
+        "missing",
+        "shape",
+    ],
+)
+def test_model_file_of_the_wrong_structure_is_one_line(tmp_path: Path, damage, reason) -> None:
+    """These raised KeyError / TypeError / RuntimeError tracebacks in evaluate."""
+    params = _params()
+    torch.save(damage(_saved(params)), tmp_path / MODEL_FILE)
+    with pytest.raises(HarfusionError, match=reason) as info:
+        load_model(params, tmp_path)
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith(f"{tmp_path / MODEL_FILE}: ")

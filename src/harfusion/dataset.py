@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from harfusion.errors import HarfusionError
+from harfusion.errors import HarfusionError, refused_torch_file
 from harfusion.pamap2 import modality_columns
 from harfusion.tensorize import MANIFEST, NORM_STATS
 
@@ -36,7 +36,7 @@ def load_tensor_shard(path: Path, mmap: bool = False) -> dict:
             f"{path}: tensor shard is missing; run `dvc repro tensorize`"
         ) from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
-        raise HarfusionError(f"{path}: not a readable tensor shard ({exc})") from None
+        raise refused_torch_file(path, "a readable tensor shard", exc) from None
 
 
 class Batch(TypedDict):

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from harfusion.atomic import atomic_path
-from harfusion.errors import HarfusionError
+from harfusion.errors import HarfusionError, refused_torch_file
 from harfusion.fusion import FusionModel, build_model
 from harfusion.params import Params
 
@@ -37,12 +37,46 @@ def load_model(params: Params, models_dir: Path) -> tuple[FusionModel, dict]:
     except FileNotFoundError:
         raise HarfusionError(f"{path}: no trained model; run `dvc repro train`") from None
     except Exception as exc:  # UnpicklingError for anything but plain tensors and containers
-        raise HarfusionError(f"{path}: not a model file this project wrote ({exc})") from None
+        raise refused_torch_file(path, "a model file this project wrote", exc) from None
+    problem = _structure_problem(saved)
+    if problem:
+        raise HarfusionError(f"{path}: not a model file this project wrote ({problem})")
     if saved["architecture"] != architecture(params):
         raise HarfusionError(
             f"{path}: trained with {json.dumps(saved['architecture'])}, "
             f"params.yaml now says {json.dumps(architecture(params))}; run `dvc repro train`"
         )
-    model = build_model(params, saved["channels"], len(saved["classes"]))
-    model.load_state_dict(saved["state_dict"])
+    try:
+        model = build_model(params, saved["channels"], len(saved["classes"]))
+        model.load_state_dict(saved["state_dict"])
+    except (ValueError, RuntimeError) as exc:  # channels, or weights, of another network
+        why = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise HarfusionError(f"{path}: weights do not fit its architecture ({why[:300]})") from None
     return model.eval(), saved
+
+
+# What `save_model`'s callers write: key → (type, description).
+_FIELDS = {
+    "state_dict": (dict, "a mapping of weight names to tensors"),
+    "architecture": (dict, "the architecture params"),
+    "channels": (dict, "input channels per modality"),
+    "classes": (list, "the class ids"),
+    "class_names": (list, "the class names"),
+}
+
+
+def _structure_problem(saved: object) -> str | None:
+    """What is missing or of the wrong kind in a loaded model file, if anything."""
+    if not isinstance(saved, dict):
+        return f"holds a {type(saved).__name__}, not a mapping"
+    for key, (kind, description) in _FIELDS.items():
+        if key not in saved:
+            return f"no {key!r} ({description})"
+        if not isinstance(saved[key], kind):
+            return f"{key!r} is a {type(saved[key]).__name__}, not {description}"
+    weights = saved["state_dict"]
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+        return "'state_dict' is not a mapping of weight names to tensors"
+    if not all(isinstance(v, int) and v > 0 for v in saved["channels"].values()):
+        return "'channels' is not a positive count per modality"
+    return None
