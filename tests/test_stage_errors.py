@@ -5,8 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from harfusion.cli import run_stage
+from harfusion.params import Params
 from tests.conftest import write_recording
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,3 +64,33 @@ def test_preprocess_value_no_sensor_produces(tmp_path: Path) -> None:
     assert [line for line in result.stderr.splitlines() if "error" in line] == [message]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.csv"))
+
+
+def test_an_os_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A read-only `reports/` (or a full disk) ended a stage run in a traceback."""
+
+    def main(params: Params) -> None:
+        raise PermissionError(13, "Permission denied", "reports/eval/.metrics.json.x.tmp")
+
+    with pytest.raises(SystemExit) as info:
+        run_stage(main, str(ROOT / "params.yaml"))
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err == "error: reports/eval/.metrics.json.x.tmp: Permission denied\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_stage_into_read_only_reports(tmp_path: Path) -> None:
+    eval_dir = tmp_path / "reports" / "eval"
+    eval_dir.mkdir(parents=True)
+    (eval_dir / "metrics.json").write_text('{"per_class_f1": {}}')
+    (eval_dir / "missing_modality.json").write_text('{"all": {"modalities": ["imu_hand"]}}')
+    (tmp_path / "params.yaml").write_text("{}\n")
+    (tmp_path / "reports").chmod(0o555)
+    try:
+        result = _stage(tmp_path, "analyze")
+    finally:
+        (tmp_path / "reports").chmod(0o755)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and "Permission denied" in result.stderr

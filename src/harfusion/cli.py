@@ -15,3 +15,8 @@ def run_stage(main: Callable[[Params], None], params_path: str = "params.yaml") 
     except HarfusionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    except OSError as exc:  # a read-only or full disk, a folder where a file should be: the
+        # path and the system's reason say it all; a traceback would only hide them
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        raise SystemExit(1) from None
