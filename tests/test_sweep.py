@@ -3,15 +3,18 @@ and the whole machinery end to end through the real DVC queue on a fresh clone."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import matplotlib.image
+import psutil
 import pytest
 import yaml
 
@@ -304,39 +307,48 @@ def _copy_working_tree(clone: Path) -> None:
 
 
 def _run(clone: Path, module: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m harfusion.<module>` in the clone with this test's interpreter and the clone's
-    source: the queue workers' stages run `python`, so this venv goes first on PATH. (Building
-    the clone its own venv with `uv run`, as test_pipeline.py does, would add a minute or two.)"""
-    env = os.environ | {
-        "PYTHONPATH": str(clone / "src"),
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
-    }
+    """`python -m harfusion.<module>` in the clone with this test's interpreter (building the
+    clone its own venv with `uv run`, as test_pipeline.py does, would add a minute or two)."""
     return subprocess.run(
         [sys.executable, "-m", f"harfusion.{module}", *args],
         cwd=clone,
-        env=env,
+        env=_env(clone),
         capture_output=True,
         text=True,
         timeout=900,
     )
 
 
+def _tiny_clone(target: Path, ablations_extra: dict | None = None) -> Path:
+    """A clone of the working tree with SMOKE params, committed (DVC's queue needs a commit)."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
+    _copy_working_tree(target)
+    params = yaml.safe_load((target / "params.yaml").read_text())
+    (target / "params.yaml").write_text(yaml.safe_dump(_merge(params, SMOKE), sort_keys=False))
+    if ablations_extra:
+        ablations = yaml.safe_load((target / "ablations.yaml").read_text())
+        ablations["groups"] |= ablations_extra
+        (target / "ablations.yaml").write_text(yaml.safe_dump(ablations, sort_keys=False))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "-A"], cwd=target, check=True)
+    subprocess.run([*git, "commit", "-qm", "tiny"], cwd=target, check=True)
+    return target
+
+
+def _env(clone: Path) -> dict[str, str]:
+    """The clone's source, and this venv first on PATH: the queue workers' stages run `python`."""
+    return os.environ | {
+        "PYTHONPATH": str(clone / "src"),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+    }
+
+
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     """A clone with tiny params where the sweep ran three configurations and a broken one."""
-    if shutil.which("git") is None:
-        pytest.skip("needs git")
-    clone = tmp_path_factory.mktemp("sweep") / "harfusion"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    _copy_working_tree(clone)
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    (clone / "params.yaml").write_text(yaml.safe_dump(_merge(params, SMOKE), sort_keys=False))
-    ablations = yaml.safe_load((clone / "ablations.yaml").read_text())
-    ablations["groups"]["broken"] = BROKEN
-    (clone / "ablations.yaml").write_text(yaml.safe_dump(ablations, sort_keys=False))
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "add", "-A"], cwd=clone, check=True)
-    subprocess.run([*git, "commit", "-qm", "tiny sweep"], cwd=clone, check=True)
+    clone = _tiny_clone(tmp_path_factory.mktemp("sweep") / "harfusion", {"broken": BROKEN})
     result = _run(clone, "sweep", "--only", ",".join([*E2E, "broken"]), "-j", "1", "--poll", "5")
     for module in ("comparison", "report"):
         done = _run(clone, module)
@@ -409,6 +421,53 @@ def test_report_has_protocol_tables_and_working_image_links(swept) -> None:
     assert "`dvc metrics diff fusion-hybrid fusion-early --md`" in report
 
 
+def test_watchdog_restarts_dead_workers_a_bounded_number_of_times(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workers = iter([1, 0, 0, 0, 0, 0, 0])
+    started: list[int] = []
+    monkeypatch.setattr(sweep, "live_workers", lambda: next(workers))
+    monkeypatch.setattr(sweep, "start", started.append)
+    dog = sweep.Watchdog(jobs=2, restarts=1)
+    states = {"a": "success", "b": "queued", "c": "running"}
+    dog.check(states, 1.0)  # a live worker
+    dog.check(states, 2.0)  # none, once: it may still be registering
+    assert started == []
+    dog.check(states, 3.0)  # none twice in a row: restart
+    assert started == [2]
+    assert "restarting 2 worker(s) (1/1)" in capsys.readouterr().out
+    dog.check(states, 4.0)
+    with pytest.raises(HarfusionError, match="died 2 times; still queued: b"):
+        dog.check(states, 5.0)
+
+
+def test_watchdog_leaves_a_queue_without_waiting_tasks_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sweep, "live_workers", lambda: 0)
+    monkeypatch.setattr(sweep, "start", lambda jobs: pytest.fail("restarted"))
+    dog = sweep.Watchdog()
+    for second in range(5):  # the last experiment runs in a worker that just exited
+        dog.check({"a": "success", "b": "running"}, float(second))
+
+
+def test_watchdog_timeout_names_what_did_not_finish(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweep, "live_workers", lambda: 1)
+    dog = sweep.Watchdog(timeout=60)
+    states = {"a": "success", "b": "running", "c": "queued"}
+    dog.check(states, 59.0)
+    with pytest.raises(HarfusionError, match="--timeout 60 s passed; not finished: b, c"):
+        dog.check(states, 61.0)
+
+
+def test_wait_gives_up_after_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    stuck = Baseline("c" * 40, None, {}, [Experiment("a", "a" * 40, "queued")])
+    monkeypatch.setattr(sweep, "show", lambda: stuck)
+    monkeypatch.setattr(sweep, "live_workers", lambda: 1)
+    with pytest.raises(HarfusionError, match="not finished: a"):
+        sweep.wait(["a"], poll=0.01, watchdog=sweep.Watchdog(timeout=0.05))
+
+
 def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(sweep, "usable_cores", lambda: 4)
@@ -417,3 +476,55 @@ def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "OMP_NUM_THREADS" not in sweep.worker_env(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert sweep.worker_env(4)["OMP_NUM_THREADS"] == "3"
+
+
+SWEEP = [sys.executable, "-m", "harfusion.sweep"]
+
+
+def _kill_queue_workers(clone: Path) -> int:
+    """SIGKILL every DVC queue worker of `clone` (and its process group), as a crash would."""
+    killed = 0
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        command, cwd = " ".join(process.info["cmdline"] or []), process.info["cwd"]
+        if "queue-worker" in command and cwd == str(clone):
+            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
+                os.killpg(os.getpgid(process.pid), signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+@pytest.mark.slow
+def test_sweep_restarts_queue_workers_that_died(tmp_path: Path) -> None:
+    """Workers killed right after `dvc queue start`: the tasks stay queued with no live worker,
+    and the sweep's watchdog restarts them instead of polling for ever."""
+    clone = _tiny_clone(tmp_path / "harfusion")
+    sweep_run = subprocess.Popen(
+        [
+            *SWEEP,
+            "--only",
+            "fusion-early,fusion-late",
+            "-j",
+            "1",
+            "--poll",
+            "2",
+            "--timeout",
+            "600",
+        ],
+        cwd=clone,
+        env=_env(clone),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert sweep_run.stdout is not None
+    lines = []
+    for line in sweep_run.stdout:
+        lines.append(line)
+        if "new experiments task queue worker" in line:
+            break
+    assert _kill_queue_workers(clone) >= 1, "".join(lines)
+    lines += sweep_run.stdout.readlines()
+    output = "".join(lines)
+    assert sweep_run.wait(timeout=900) == 0, output
+    assert "no live queue worker while 2 experiment(s) wait; restarting 1 worker(s) (1/3)" in output
+    assert "sweep: all 2 experiments succeeded" in output

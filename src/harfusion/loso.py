@@ -32,7 +32,16 @@ from harfusion.experiments import BASELINE_METRICS, METRICS, Experiment, read_ou
 from harfusion.pamap2 import RAW_COLUMNS, TRANSIENT_ACTIVITY, activity_name
 from harfusion.params import Params, load_params
 from harfusion.preprocess import find_recordings
-from harfusion.sweep import LOG_DIR, default_jobs, queue, report_failures, start, wait
+from harfusion.sweep import (
+    LOG_DIR,
+    add_watchdog_options,
+    default_jobs,
+    queue,
+    report_failures,
+    start,
+    wait,
+    watchdog,
+)
 
 CONFUSION = "reports/eval/confusion.csv"
 BASELINE_CONFUSION = "reports/baseline/confusion.csv"
@@ -363,6 +372,7 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument("--ablations", type=Path, default=Path("ablations.yaml"))
     parse.add_argument("--params", type=Path, default=Path("params.yaml"))
     parse.add_argument("--poll", type=float, default=10.0)
+    add_watchdog_options(parse)
     parse.add_argument("--out", type=Path, default=OUT_DIR)
     parse.add_argument("--dry-run", action="store_true", help="print the DVC commands only")
     parse.add_argument("--wait-only", action="store_true", help="queue nothing; wait and report")
@@ -388,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         planned = check_runs(runs, args.params)[0]
         warn_untrainable(planned, subjects)
         jobs = args.jobs if args.jobs is not None else default_jobs(len(runs))
+        if jobs < 1:
+            raise HarfusionError(f"-j must be at least 1, got {jobs}")
         if args.dry_run:
             for run in runs:
                 print(shlex.join(["dvc", "exp", "run", "--queue", "-n", run.name, *run.set_args()]))
@@ -396,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             queue(runs)
             start(jobs)
         names = [run.name for run in runs]
-        finished = wait(names, args.poll)
+        finished = wait(names, args.poll, watchdog(args, jobs))
         failures = report_failures(names, finished, LOG_DIR)
         outputs = {
             name: out

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from harfusion.ablations import Run, check_runs, expand, load_ablations, parse_set
@@ -72,8 +74,55 @@ def start(jobs: int) -> None:
     print(f"sweep: {message}", flush=True)
 
 
-def wait(names: list[str], poll: float) -> dict[str, Experiment]:
+def live_workers() -> int | None:
+    """Queue workers alive (active + idle) as `dvc queue status` counts them; None if unsaid."""
+    text = dvc("queue", "status", check=False).stdout
+    match = re.search(r"Worker status: (\d+) active, (\d+) idle", text)
+    return int(match[1]) + int(match[2]) if match else None
+
+
+@dataclass
+class Watchdog:
+    """What `wait` does when the queue stalls: DVC's workers can die (kombu's filesystem broker
+    fails now and then), leaving tasks queued for ever; restart them a bounded number of times,
+    and give up after `timeout` seconds overall."""
+
+    jobs: int = 1
+    restarts: int = 3
+    timeout: float | None = None
+    restarted: int = 0
+    idle_polls: int = 0
+
+    def check(self, states: dict[str, str], elapsed: float) -> None:
+        unfinished = [name for name, state in states.items() if state not in FINAL]
+        if self.timeout is not None and elapsed > self.timeout and unfinished:
+            raise HarfusionError(
+                f"--timeout {self.timeout:g} s passed; not finished: {', '.join(unfinished)} "
+                "(`dvc queue status` shows them; `dvc queue kill` stops them)"
+            )
+        waiting = [name for name in unfinished if states[name] == "queued"]
+        # a worker takes a moment to register after `dvc queue start`: two polls in a row
+        self.idle_polls = self.idle_polls + 1 if waiting and live_workers() == 0 else 0
+        if self.idle_polls < 2:
+            return
+        if self.restarted >= self.restarts:
+            raise HarfusionError(
+                f"the queue workers died {self.restarted + 1} times; still queued: "
+                f"{', '.join(waiting)} (their logs: .dvc/tmp/exps/celery/*.out)"
+            )
+        self.restarted += 1
+        self.idle_polls = 0
+        print(
+            f"sweep: no live queue worker while {len(waiting)} experiment(s) wait; restarting "
+            f"{self.jobs} worker(s) ({self.restarted}/{self.restarts})",
+            flush=True,
+        )
+        start(self.jobs)
+
+
+def wait(names: list[str], poll: float, watchdog: Watchdog | None = None) -> dict[str, Experiment]:
     """Poll `dvc exp show` until every named experiment succeeded or failed; print changes."""
+    watchdog = watchdog or Watchdog()
     started = time.monotonic()
     states: dict[str, str] = {}
     while True:
@@ -85,7 +134,8 @@ def wait(names: list[str], poll: float) -> dict[str, Experiment]:
             if states.get(name) != now[name]:
                 changed.setdefault(now[name], []).append(name)
         states = now
-        minutes, seconds = divmod(int(time.monotonic() - started), 60)
+        elapsed = time.monotonic() - started
+        minutes, seconds = divmod(int(elapsed), 60)
         done = sum(state in FINAL for state in states.values())
         for state, which in changed.items():
             print(
@@ -95,6 +145,7 @@ def wait(names: list[str], poll: float) -> dict[str, Experiment]:
             )
         if done == len(names):
             return current
+        watchdog.check(states, elapsed)
         time.sleep(poll)
 
 
@@ -126,6 +177,26 @@ def report_failures(names: list[str], finished: dict[str, Experiment], log_dir: 
     return len(failed)
 
 
+def add_watchdog_options(parse: argparse.ArgumentParser) -> None:
+    parse.add_argument(
+        "--timeout", type=float, help="give up (exit 1) after this many seconds of waiting"
+    )
+    parse.add_argument(
+        "--restarts",
+        type=int,
+        default=3,
+        help="restart dead queue workers at most this many times (default 3)",
+    )
+
+
+def watchdog(args: argparse.Namespace, jobs: int) -> Watchdog:
+    if args.timeout is not None and args.timeout <= 0:
+        raise HarfusionError(f"--timeout must be positive, got {args.timeout:g}")
+    if args.restarts < 0:
+        raise HarfusionError(f"--restarts must be at least 0, got {args.restarts}")
+    return Watchdog(jobs=jobs, restarts=args.restarts, timeout=args.timeout)
+
+
 def parser() -> argparse.ArgumentParser:
     parse = argparse.ArgumentParser(
         prog="python -m harfusion.sweep",
@@ -153,6 +224,7 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument("--ablations", type=Path, default=Path("ablations.yaml"))
     parse.add_argument("--params", type=Path, default=Path("params.yaml"))
     parse.add_argument("--poll", type=float, default=10.0, help="seconds between status checks")
+    add_watchdog_options(parse)
     parse.add_argument("--logs", type=Path, default=LOG_DIR, help="where failed tasks' logs go")
     parse.add_argument("--dry-run", action="store_true", help="print the DVC commands only")
     parse.add_argument(
@@ -181,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             queue(runs)
             start(jobs)
         names = [run.name for run in runs]
-        return 1 if report_failures(names, wait(names, args.poll), args.logs) else 0
+        finished = wait(names, args.poll, watchdog(args, jobs))
+        return 1 if report_failures(names, finished, args.logs) else 0
     except HarfusionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
