@@ -105,6 +105,9 @@ class SplitLoaders:
         return DataLoader(
             windows,
             batch_size=dataset.batch_size,
+            # A final batch of one window gives batch norm one value per channel wherever a
+            # conv front end shortens windows to one step, which it cannot normalise: drop it.
+            drop_last=shuffle and len(windows) % dataset.batch_size == 1,
             shuffle=shuffle and sampler is None,
             sampler=sampler,
             generator=generator if shuffle and sampler is None else None,
