@@ -194,3 +194,11 @@ def test_a_subject_without_labelled_rows_is_reported(
     shards = _run(raw, tmp_path / "out")
     assert {s["subject"] for s in shards} == {101}
     assert "warning: subject 102 has no labelled rows" in capsys.readouterr().err
+
+
+def test_a_tiny_max_shard_mb_writes_no_empty_part(tmp_path: Path) -> None:
+    """0.0001 MB asked for more parts than rows: header-only parts broke tensorize."""
+    raw = tmp_path / "raw"
+    write_recording(raw / "Protocol" / "subject101.dat", [(4, 30)])
+    shards = _run(raw, tmp_path / "out", max_shard_mb=0.0001)
+    assert [s["rows"] for s in shards] == [1] * 30

@@ -16,8 +16,11 @@ from harfusion.dataset import (
 )
 from harfusion.errors import HarfusionError
 from harfusion.pamap2 import PROCESSED_COLUMNS, SENSOR_COLUMNS
-from harfusion.params import Params
+from harfusion.params import Params, SplitParams
+from harfusion.preprocess import preprocess
+from harfusion.splits import write_splits
 from harfusion.tensorize import _check_finite_stats, tensorize, window_starts
+from tests.conftest import write_recording
 
 MODALITIES = ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
 GROUPS = ["acc16", "gyro", "mag"]
@@ -203,3 +206,48 @@ def test_norm_stats_must_be_finite() -> None:
     std[SENSOR_COLUMNS.index("chest_mag_y")] = np.nan
     with pytest.raises(HarfusionError, match=r"norm_stats\.json: chest_mag_y: .* not finite"):
         _check_finite_stats(mean, std)
+
+
+def test_windows_do_not_depend_on_max_shard_mb(tmp_path: Path) -> None:
+    """Windows span the part files of one shard: cutting at 0.2 MB lost windows at each cut."""
+    for subject in (101, 102, 103, 104):
+        write_recording(
+            tmp_path / "raw" / "Protocol" / f"subject{subject}.dat",
+            [(1, 1500), (0, 20), (4, 1200)],
+            seed=subject,
+        )
+    params = SplitParams(strategy="subject", val_subjects=[103], test_subjects=[104])
+    results = []
+    for max_mb in (19.0, 0.2):
+        out = tmp_path / f"mb{max_mb}"
+        shards = preprocess(tmp_path / "raw", out / "processed", ["Protocol"], 25, max_mb)
+        write_splits(out / "processed", out / "splits", params)
+        results.append(tensorize(out / "splits", out / "processed", out / "tensors", 128, 64))
+        results[-1]["parts"] = len(shards)
+    whole, cut = results
+    assert cut.pop("parts") > whole.pop("parts") == 8
+    assert cut == whole
+    for shard in whole["shards"]:
+        tensors = [
+            load_tensor_shard(tmp_path / f"mb{mb}" / "tensors" / shard["path"])
+            for mb in (19.0, 0.2)
+        ]
+        assert torch.equal(tensors[0]["features"], tensors[1]["features"])
+        assert torch.equal(tensors[0]["timestamps"], tensors[1]["timestamps"])
+
+
+def test_a_class_without_training_windows_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Running (5) only in subject 101, whose shard is held out, has no training window."""
+    for subject in (101, 102, 103):
+        segments = [(1, 300), (4, 300)] + ([(5, 300)] if subject == 101 else [])
+        write_recording(tmp_path / "raw" / "Protocol" / f"subject{subject}.dat", segments, subject)
+    preprocess(tmp_path / "raw", tmp_path / "processed", ["Protocol"], 25, 19.0)
+    params = SplitParams(strategy="subject", val_subjects=[102], test_subjects=[101])
+    write_splits(tmp_path / "processed", tmp_path / "splits", params)
+    capsys.readouterr()
+    tensorize(tmp_path / "splits", tmp_path / "processed", tmp_path / "tensors", 64, 64)
+    err = capsys.readouterr().err
+    assert "warning: no training window at chunk_size=64 for running (5)" in err
+    assert "lying" not in err.split("warning")[1]

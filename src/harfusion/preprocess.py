@@ -140,7 +140,8 @@ def _write_shard(
 ) -> list[dict]:
     """Write one subject × activity shard (`rows[index]`), in numbered parts if over `max_mb`."""
     data = _csv_bytes(subject, sessions, rows, index)
-    parts = max(1, int(np.ceil(len(data) / (max_mb * 1e6))))
+    # At most one part per row: a part of no rows has no activity or subject to read back.
+    parts = min(len(index), max(1, int(np.ceil(len(data) / (max_mb * 1e6)))))
     folder = out_dir / f"subject_{subject}"
     folder.mkdir(parents=True, exist_ok=True)
     entries = []

@@ -7,6 +7,8 @@ two recordings glued together.
 from __future__ import annotations
 
 import json
+import re
+import sys
 from itertools import pairwise
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from harfusion.splits import SPLITS
 MANIFEST = "manifest.json"
 NORM_STATS = "norm_stats.json"
 GAP_FACTOR = 1.5  # a step longer than 1.5 sample periods starts a new segment
+_PART = re.compile(r"_part\d+$")
 
 
 def read_split_file(path: Path) -> list[tuple[str, int]]:
@@ -46,6 +49,62 @@ def window_starts(timestamps: np.ndarray, chunk_size: int, stride: int) -> np.nd
         if end - begin >= chunk_size
     ]
     return np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+
+
+def _whole(path: Path) -> Path:
+    """The shard a part file belongs to: `activity_4_part1.csv` → `activity_4.csv`."""
+    return path.with_name(_PART.sub("", path.stem) + path.suffix)
+
+
+def _shard_parts(entries: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
+    """A split's entries grouped into whole subject × activity shards, parts in order.
+
+    Preprocess cuts a large shard into `_part<k>` files at a byte size; windows have to span
+    those cuts, or `preprocess.max_shard_mb` would change which windows exist.
+    """
+    groups: dict[Path, list[tuple[int, str, int]]] = {}
+    for csv_path, rows in entries:
+        path = Path(csv_path)
+        part = _PART.search(path.stem)
+        number = int(part.group().removeprefix("_part")) if part else 0
+        groups.setdefault(_whole(path), []).append((number, csv_path, rows))
+    return [[(path, rows) for _, path, rows in sorted(parts)] for parts in groups.values()]
+
+
+def _read_parts(
+    parts: list[tuple[str, int]], split_file: Path
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """One shard's features (float64), timestamps, activity and subject, from its part files."""
+    features, timestamps = [], []
+    for csv_path, rows in parts:
+        table = read_shard_csv(csv_path)
+        if table.num_rows != rows:
+            raise HarfusionError(
+                f"{split_file}: {csv_path} has {table.num_rows} rows, the split file says {rows}"
+            )
+        values = np.column_stack(
+            [table.column(c).to_numpy(zero_copy_only=False) for c in SENSOR_COLUMNS]
+        ).astype(np.float64)
+        _float32(values, csv_path)
+        features.append(values)
+        timestamps.append(table.column("timestamp_s").to_numpy())
+        if len(features) == 1:
+            activity = int(table.column("activity_id")[0].as_py())
+            subject = int(table.column("subject_id")[0].as_py())
+    return np.concatenate(features), np.concatenate(timestamps), activity, subject
+
+
+def _warn_untrained(manifest: dict, classes: list[int], chunk_size: int) -> None:
+    """A class with no training window is one the model cannot learn, yet it is scored."""
+    trained = {manifest["shards"][shard]["activity"] for shard, _ in manifest["windows"]["train"]}
+    untrained = [f"{activity_name(a)} ({a})" for a in classes if a not in trained]
+    if untrained:
+        print(
+            f"tensorize: warning: no training window at chunk_size={chunk_size} for "
+            f"{', '.join(untrained)}: the model cannot learn them (too little training data "
+            "for them, or a smaller chunk_size)",
+            file=sys.stderr,
+        )
 
 
 def _float32(features: np.ndarray, csv_path: str) -> np.ndarray:
@@ -105,26 +164,18 @@ def tensorize(
     with atomic_path(out_dir) as tmp, tqdm(total=total, desc="tensorize", unit="shard") as bar:
         for split, entries in listed.items():
             windows = []
-            for csv_path, rows in entries:
-                table = read_shard_csv(csv_path)
-                if table.num_rows != rows:
-                    raise HarfusionError(
-                        f"{splits_dir / split}.txt: {csv_path} has {table.num_rows} rows, "
-                        f"the split file says {rows}"
-                    )
-                features = np.column_stack(
-                    [table.column(c).to_numpy(zero_copy_only=False) for c in SENSOR_COLUMNS]
-                ).astype(np.float64)
-                timestamps = table.column("timestamp_s").to_numpy()
-                activity = int(table.column("activity_id")[0].as_py())
-                subject = int(table.column("subject_id")[0].as_py())
+            for parts in _shard_parts(entries):
+                features, timestamps, activity, subject = _read_parts(
+                    parts, splits_dir / f"{split}.txt"
+                )
+                rows = len(timestamps)
                 activities.add(activity)
-                relative = Path(csv_path).relative_to(processed_dir).with_suffix(".pt")
+                relative = _whole(Path(parts[0][0]).relative_to(processed_dir)).with_suffix(".pt")
                 target = tmp / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(
                     {
-                        "features": torch.from_numpy(_float32(features, csv_path)),
+                        "features": torch.from_numpy(features.astype(np.float32)),
                         "timestamps": torch.from_numpy(timestamps.astype(np.float64)),
                         "activity": activity,
                         "subject": subject,
@@ -150,7 +201,7 @@ def tensorize(
                     sums += np.where(present, features, 0).sum(axis=0)
                     squares += np.where(present, features**2, 0).sum(axis=0)
                     counts += present.sum(axis=0)
-                bar.update()
+                bar.update(len(parts))
             manifest["windows"][split] = windows
         empty = [split for split in SPLITS if not manifest["windows"][split]]
         if empty:
@@ -159,6 +210,7 @@ def tensorize(
                 "use a smaller chunk_size or more data"
             )
         classes = sorted(activities)
+        _warn_untrained(manifest, classes, chunk_size)
         manifest["classes"] = classes
         manifest["class_names"] = [activity_name(a) for a in classes]
         mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
