@@ -94,3 +94,18 @@ def test_stage_into_read_only_reports(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and "Permission denied" in result.stderr
+
+
+def test_missing_raw_dir_is_named_before_dvc_checks_dependencies(tmp_path: Path) -> None:
+    """`dvc repro` runs check_params first; DVC's own refusal of preprocess's missing dependency
+    was `[Errno 2] No such file or directory`, naming no key."""
+    missing = tmp_path / "PAMAP2_Dataset"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"raw_dir": str(missing)}}))
+    expected = f"error: data.raw_dir: {missing} is not a directory; point it at the folder"
+    for stage in ("check_params", "preprocess"):
+        result = _stage(tmp_path, stage)
+        assert result.returncode == 1
+        assert result.stderr.startswith(expected), result.stderr
+        assert len(result.stderr.splitlines()) == 1
+    (tmp_path / "params.yaml").write_text("{}\n")  # the synthetic default: synthesize makes it
+    assert _stage(tmp_path, "check_params").returncode == 0

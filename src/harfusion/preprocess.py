@@ -86,7 +86,10 @@ def find_recordings(raw_dir: str | Path, sessions: list[str]) -> list[Recording]
     """Every `<session>/subject<id>.dat[.gz]` directly under `raw_dir` for the sessions asked."""
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
-        raise HarfusionError(f"data.raw_dir: {raw_dir} is not a directory")
+        raise HarfusionError(
+            f"data.raw_dir: {raw_dir} is not a directory; point it at the folder that holds "
+            "Protocol/ (and Optional/)"
+        )
     recordings = [
         recording
         for session in sessions
