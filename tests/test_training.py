@@ -14,6 +14,7 @@ import yaml
 from harfusion.datamodule import WindowDataModule
 from harfusion.dataset import ShardWindows
 from harfusion.errors import HarfusionError
+from harfusion.evaluation import evaluate
 from harfusion.model_file import load_model
 from harfusion.params import Params
 from harfusion.training import balanced_class_weights, fingerprint, fit, make_module
@@ -159,29 +160,54 @@ def _train_in_child(tensors: Path, params: dict[str, Any]) -> subprocess.Popen:
     )
 
 
-def test_sigkill_then_resume_from_last_checkpoint(tensors: Path) -> None:
-    """A training killed with SIGKILL after an epoch continues from `.resume/train/last.ckpt`."""
-    params = TINY | {"train": TINY["train"] | {"max_epochs": 6, "patience": 10, "resume": True}}
-    child = _train_in_child(tensors, params)
+# Augmentation and modality dropout on, so every random stream matters; one thread, so the
+# child process and this one compute alike.
+RESUMABLE = TINY | {
+    "train": TINY["train"]
+    | {"max_epochs": 6, "patience": 10, "resume": True, "cpu_threads": 1, "noise_std": 0.1}
+}
+
+
+@pytest.mark.parametrize("kill_after", [1, 3])
+def test_a_killed_training_resumed_gives_the_uninterrupted_result(
+    tensors: Path, kill_after: int
+) -> None:
+    """SIGKILL after epoch `kill_after`, resume from `.resume/train/last.ckpt`: the same weights
+    and the same bytes of reports/eval/metrics.json as a run never interrupted."""
+    params = Params.model_validate(RESUMABLE)
+    child = _train_in_child(tensors, RESUMABLE)
     last = tensors / ".resume" / "train" / "last.ckpt"
     deadline = time.monotonic() + 300
     while child.poll() is None and time.monotonic() < deadline:
-        if last.exists() and torch.load(last, weights_only=True)["epoch"] >= 1:
+        if last.exists() and torch.load(last, weights_only=True)["epoch"] >= kill_after:
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     assert child.poll() is None, "training ended before it could be killed"
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert not (tensors / "models" / "model.pt").exists()
     killed_at = torch.load(last, weights_only=True)["epoch"]
-    summary = fit(
-        Params.model_validate(params), tensors / "tensors", tensors / "models", tensors / "reports"
-    )
-    assert summary["resumed_at_epoch"] == killed_at + 1 >= 2
+    summary = fit(params, tensors / "tensors", tensors / "models", tensors / "reports")
+    assert summary["resumed_at_epoch"] == killed_at + 1 >= kill_after + 1
     assert summary["epochs"] == 6
     assert not last.parent.exists()  # finished: nothing left to resume
-    _, saved = load_model(Params.model_validate(params), tensors / "models")
+    _, saved = load_model(params, tensors / "models")
     assert saved["summary"]["resumed_at_epoch"] == killed_at + 1
+
+    whole = tensors / "uninterrupted"
+    fit(params, tensors / "tensors", whole / "models", whole / "reports")
+    ours, theirs = (
+        torch.load(d / "model.pt", weights_only=True)
+        for d in (tensors / "models", whole / "models")
+    )
+    assert all(
+        torch.equal(ours["state_dict"][k], theirs["state_dict"][k]) for k in ours["state_dict"]
+    )
+    for models, out in ((tensors / "models", tensors / "eval"), (whole / "models", whole / "eval")):
+        evaluate(params, tensors / "tensors", models, out)
+    assert (tensors / "eval" / "metrics.json").read_bytes() == (
+        whole / "eval" / "metrics.json"
+    ).read_bytes()
 
 
 def test_resume_refuses_a_checkpoint_of_other_params(tensors: Path) -> None:

@@ -24,6 +24,9 @@ class SplitLoaders:
         self.params = params
         self.device = device
         self.splits: dict[str, ShardWindows | LegacyNpyWindows] = {}
+        # One generator for the training loader's shuffle or sampler, kept here so a resumed
+        # training can restore its state (training.RandomState) into the loader it reads.
+        self.shuffle_generator = torch.Generator().manual_seed(params.seed)
 
     def setup(self, stage: str | None = None) -> None:
         dataset = self.params.dataset
@@ -94,7 +97,7 @@ class SplitLoaders:
         pin = dataset.pin_memory
         windows = self.splits[split]
         on_device = isinstance(windows, ShardWindows) and windows.device.type != "cpu"
-        generator = torch.Generator().manual_seed(self.params.seed)
+        generator = self.shuffle_generator
         sampler = None
         if shuffle and self.params.train.class_balance == "sampler":
             labels = self.labels(split)
@@ -110,7 +113,8 @@ class SplitLoaders:
             drop_last=shuffle and len(windows) % dataset.batch_size == 1,
             shuffle=shuffle and sampler is None,
             sampler=sampler,
-            generator=generator if shuffle and sampler is None else None,
+            # also the iterator's base seed: from our generator, never torch's global one
+            generator=generator if shuffle else None,
             collate_fn=collate_windows,
             num_workers=dataset.num_workers,
             persistent_workers=dataset.num_workers > 0,

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import Logger
@@ -91,6 +93,49 @@ def make_module(params: Params, data: WindowDataModule) -> FusionClassifier:
     return module
 
 
+class RandomState(Callback):
+    """Carries every random stream through `last.ckpt`, so a resumed training draws what the
+    uninterrupted one would have: torch's, numpy's and Python's global generators (noise,
+    jitter, rotations, modality dropout) and the training loader's own (shuffle or sampler).
+
+    The loader's generator is restored as Lightning loads the checkpoint (a resumed fit creates
+    its first epoch's iterator before `on_train_epoch_start`); the global ones at the first
+    epoch's start, since the validation sanity check in between draws from torch's."""
+
+    def __init__(self, data: WindowDataModule) -> None:
+        self.data = data
+        self.pending: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        # the legacy global state is what third-party code draws from
+        kind, keys, position, has_gauss, gauss = np.random.get_state(legacy=True)  # noqa: NPY002
+        keys = torch.from_numpy(np.asarray(keys, dtype=np.int64))  # weights_only loads tensors
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [kind, keys, position, has_gauss, gauss],
+            "python": random.getstate(),
+            "loader": self.data.shuffle_generator.get_state(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.data.shuffle_generator.set_state(state_dict["loader"])
+        self.pending = state_dict
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.pending is None:
+            return
+        state, self.pending = self.pending, None
+        torch.set_rng_state(state["torch"])
+        if state["cuda"]:
+            torch.cuda.set_rng_state_all(state["cuda"])
+        kind, keys, position, has_gauss, gauss = state["numpy"]
+        keys = keys.numpy().astype(np.uint32)
+        np.random.set_state((kind, keys, position, has_gauss, gauss))  # noqa: NPY002
+        version, internal, gauss_next = state["python"]
+        random.setstate((version, tuple(internal), gauss_next))
+
+
 RESUME_DIR = Path(".resume/train")  # beside models/, never a DVC output (see `fit`)
 
 
@@ -149,7 +194,7 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
         stopping = EarlyStopping(train.monitor, mode=mode, patience=train.patience)
         trainer = make_trainer(
             params,
-            callbacks=[stopping, checkpoint],
+            callbacks=[stopping, checkpoint, RandomState(data)],
             logger=DVCLiveLogger(dir=str(reports_dir), dvcyaml=False, save_dvc_exp=False),
         )
         started = time.perf_counter()
