@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from harfusion.errors import HarfusionError
 from harfusion.pamap2 import IMU_CHANNEL_GROUPS, MODALITIES
 from harfusion.params import Params, TrainParams, load_params
-from harfusion.training import fit
+from harfusion.training import fit, make_trainer
 
 # Tiny defaults (tests/test_training.py's) that the drawn values override.
 BASE: dict[str, Any] = {
@@ -72,7 +73,8 @@ FIELDS: dict[str, tuple[st.SearchStrategy, list[Any]]] = {
     "train.noise_std": (st.sampled_from([0.0, 2.0]), [-1.0]),
     "train.jitter_steps": (st.integers(0, 100), [-1]),
     "train.devices": (st.sampled_from(["auto", 1]), [0, -1, "0,1"]),
-    "train.strategy": (st.sampled_from(["auto", "single_device"]), ["dpp"]),
+    # fsdp needs a GPU and deepspeed its package: named in one line where they cannot run.
+    "train.strategy": (st.sampled_from(["auto", "single_device", "fsdp", "deepspeed"]), ["dpp"]),
     "train.cpu_threads": (st.sampled_from(["auto", 1]), [0]),
     "train.limit_train_batches": (st.sampled_from([1.0, 0.5, 2]), [0, 0.0, 1.5]),
     # Newer training params, used when the schema has them.
@@ -92,8 +94,9 @@ BREAKABLE = [key for key, (_, bad) in FIELDS.items() if bad]
 
 @st.composite
 def params_tree(draw) -> dict[str, Any]:
-    """Valid values for a random subset of keys; in about half the examples one key broken."""
-    broken = draw(st.one_of(st.none(), st.sampled_from(BREAKABLE)))
+    """Valid values for a random subset of keys; in about a third of the examples one key
+    broken."""
+    broken = draw(st.one_of(st.none(), st.none(), st.sampled_from(BREAKABLE)))
     tree = yaml.safe_load(yaml.safe_dump(BASE))
     for dotted, (good, bad) in FIELDS.items():
         if dotted == broken:
@@ -175,3 +178,14 @@ def test_params_are_rejected_in_one_line_or_train(data: Path, tree: dict[str, An
         assert summary["epochs"] >= 1
         assert (work / "models" / "model.pt").exists()
         event("trained")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine can run on a GPU")
+@pytest.mark.parametrize("train", [{"accelerator": "gpu"}, {"strategy": "fsdp"}])
+def test_settings_this_machine_cannot_run_are_one_line(train: dict[str, str]) -> None:
+    """Lightning's MisconfigurationException / ValueError came out as a traceback."""
+    with pytest.raises(HarfusionError) as info:
+        make_trainer(Params.model_validate({"train": train}), [], False)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("train.accelerator=") and "Lightning cannot run these here" in message

@@ -17,7 +17,8 @@ from harfusion.errors import HarfusionError
 Modality = Literal["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
 ChannelGroup = Literal["temperature", "acc16", "acc6", "gyro", "mag", "orientation"]
 # Lightning's StrategyRegistry names (2.6; a test compares them), kept here so that validating
-# params does not import Lightning.
+# params does not import Lightning; less single_tpu and single_xla, which need a device object
+# and fail as a name.
 Strategy = Literal[
     "auto",
     "ddp",
@@ -42,8 +43,6 @@ Strategy = Literal[
     "fsdp",
     "fsdp_cpu_offload",
     "single_device",
-    "single_tpu",
-    "single_xla",
     "xla",
     "xla_debug",
 ]

@@ -16,6 +16,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import Logger
 
@@ -23,6 +24,7 @@ from harfusion.atomic import atomic_path
 from harfusion.classifier import FusionClassifier
 from harfusion.datamodule import WindowDataModule
 from harfusion.dataset import ShardWindows
+from harfusion.errors import HarfusionError
 from harfusion.fusion import channels_for
 from harfusion.model_file import architecture, save_model
 from harfusion.params import Params
@@ -65,7 +67,15 @@ def make_trainer(
         "log_every_n_steps": 1,
         "enable_model_summary": True,
     }
-    return L.Trainer(**(options | overrides))
+    try:
+        return L.Trainer(**(options | overrides))
+    except (MisconfigurationException, ValueError, ImportError) as exc:
+        # Valid params this machine cannot run (no GPU, DeepSpeed not installed, FSDP on CPU).
+        why = " ".join(str(exc).split())
+        raise HarfusionError(
+            f"train.accelerator={train.accelerator}, train.strategy={train.strategy}, "
+            f"train.devices={train.devices}: Lightning cannot run these here ({why})"
+        ) from None
 
 
 def balanced_class_weights(counts: torch.Tensor) -> torch.Tensor:
