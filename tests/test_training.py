@@ -175,6 +175,9 @@ def test_a_killed_training_resumed_gives_the_uninterrupted_result(
     """SIGKILL after epoch `kill_after`, resume from `.resume/train/last.ckpt`: the same weights
     and the same bytes of reports/eval/metrics.json as a run never interrupted."""
     params = Params.model_validate(RESUMABLE)
+    previous = tensors / "reports" / "train" / "metrics.json"  # what the stage's last run wrote
+    previous.parent.mkdir(parents=True)
+    previous.write_text('{"val": {"loss": 0.5}}')
     child = _train_in_child(tensors, RESUMABLE)
     last = tensors / ".resume" / "train" / "last.ckpt"
     deadline = time.monotonic() + 300
@@ -186,8 +189,11 @@ def test_a_killed_training_resumed_gives_the_uninterrupted_result(
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert not (tensors / "models" / "model.pt").exists()
+    # the interrupted run's logs stay out of the stage's outputs
+    assert previous.read_text() == '{"val": {"loss": 0.5}}'
+    assert list(previous.parent.iterdir()) == [previous]
     killed_at = torch.load(last, weights_only=True)["epoch"]
-    summary = fit(params, tensors / "tensors", tensors / "models", tensors / "reports")
+    summary = fit(params, tensors / "tensors", tensors / "models", tensors / "reports" / "train")
     assert summary["resumed_at_epoch"] == killed_at + 1 >= kill_after + 1
     assert summary["epochs"] == 6
     assert not last.parent.exists()  # finished: nothing left to resume
@@ -195,7 +201,13 @@ def test_a_killed_training_resumed_gives_the_uninterrupted_result(
     assert saved["summary"]["resumed_at_epoch"] == killed_at + 1
 
     whole = tensors / "uninterrupted"
-    fit(params, tensors / "tensors", whole / "models", whole / "reports")
+    fit(params, tensors / "tensors", whole / "models", whole / "reports" / "train")
+    logs = sorted(p.relative_to(whole) for p in (whole / "reports").rglob("*.tsv"))
+    assert len(logs) >= 4 and logs == sorted(
+        p.relative_to(tensors) for p in (tensors / "reports").rglob("*.tsv")
+    )
+    for log in logs:  # the resumed history, epochs before the kill included, reads the same
+        assert (tensors / log).read_bytes() == (whole / log).read_bytes(), log
     ours, theirs = (
         torch.load(d / "model.pt", weights_only=True)
         for d in (tensors / "models", whole / "models")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import random
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -160,12 +158,11 @@ def fingerprint(params: Params, tensor_dir: Path) -> str:
 
 
 def _resume_from(params: Params, tensor_dir: Path, work: Path) -> Path | None:
-    """`last.ckpt` in `work` if `train.resume` is on and it was trained on the same inputs."""
-    if not params.train.resume:
-        return None
+    """`last.ckpt` in `work` if `train.resume` is on and it was trained on the same inputs;
+    otherwise `work` is emptied for this run (what a killed run left there is garbage)."""
     stamp, last = work / "fingerprint", work / "last.ckpt"
     current = fingerprint(params, tensor_dir)
-    if last.exists() and stamp.exists() and stamp.read_text() == current:
+    if params.train.resume and last.exists() and stamp.exists() and stamp.read_text() == current:
         return last
     if os.environ.get("LOCAL_RANK", "0") != "0":
         return None  # DDP workers start after rank 0 prepared the directory; they only read
@@ -175,13 +172,24 @@ def _resume_from(params: Params, tensor_dir: Path, work: Path) -> Path | None:
     return None
 
 
+def _trim_log(live: Path, global_step: int) -> None:
+    """Drop the rows a killed run logged after its last checkpoint, which the resumed run logs
+    again, so the resumed history reads as the uninterrupted one."""
+    for table in live.rglob("*.tsv"):
+        header, *rows = table.read_text().splitlines(keepends=True)
+        kept = [row for row in rows if int(row.split("\t", 1)[0]) < global_step]
+        table.write_text("".join([header, *kept]))
+
+
 def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -> dict:
     """Train, keep the checkpoint best on `train.monitor`, write `models/model.pt`.
 
-    Checkpoints are written outside `models/` while training: DVC deletes a stage's outputs
-    before it runs, and `persist: true` would cost the stage its run-cache. With `train.resume`
-    they stay in `.resume/train/` until training finishes, so a killed run picks up from
-    `last.ckpt` — only if params and tensors are unchanged (a fingerprint guards that).
+    Checkpoints and DVCLive's logs are written into `.resume/train/` (git-ignored) while
+    training, not into the stage's outputs: DVC deletes those before a stage runs, `persist: true`
+    would cost the stage its run-cache, and an interrupted run must leave `reports/train/` as it
+    was. The logs move into `reports_dir` whole when training ends. With `train.resume`, a killed
+    run picks up from `last.ckpt`, its logs included, if params and tensors are unchanged (a
+    fingerprint guards that); without it, the next run starts the folder anew.
     """
     # dvclive imports DVC; importing it here lets benchmarks build the Trainer without it.
     from dvclive.lightning import DVCLiveLogger
@@ -191,29 +199,34 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
     train = params.train
     data = WindowDataModule(tensor_dir, params)
     module = make_module(params, data)
-    with contextlib.ExitStack() as stack:
-        work = models_dir.parent / RESUME_DIR
-        if not train.resume:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".train-")))
-        resume = _resume_from(params, tensor_dir, work)
-        resumed = torch.load(resume, weights_only=True)["epoch"] + 1 if resume else None
-        mode = "min" if train.monitor == "val_loss" else "max"
-        checkpoint = ModelCheckpoint(
-            dirpath=work, filename="best", monitor=train.monitor, mode=mode, save_last=train.resume
-        )
-        stopping = EarlyStopping(train.monitor, mode=mode, patience=train.patience)
-        trainer = make_trainer(
-            params,
-            callbacks=[stopping, checkpoint, RandomState(data)],
-            logger=DVCLiveLogger(dir=str(reports_dir), dvcyaml=False, save_dvc_exp=False),
-        )
-        started = time.perf_counter()
-        trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
-        seconds = time.perf_counter() - started
-        if trainer.is_global_zero:
-            with atomic_path(models_dir / "checkpoints" / "best.ckpt") as tmp:
-                shutil.copyfile(checkpoint.best_model_path, tmp)
-            shutil.rmtree(models_dir.parent / RESUME_DIR, ignore_errors=True)
+    work = models_dir.parent / RESUME_DIR
+    live = work / "dvclive"
+    resume = _resume_from(params, tensor_dir, work)
+    resumed = None
+    if resume is not None:
+        restored = torch.load(resume, weights_only=True)
+        resumed = restored["epoch"] + 1
+        _trim_log(live, restored["global_step"])
+    mode = "min" if train.monitor == "val_loss" else "max"
+    checkpoint = ModelCheckpoint(
+        dirpath=work, filename="best", monitor=train.monitor, mode=mode, save_last=train.resume
+    )
+    stopping = EarlyStopping(train.monitor, mode=mode, patience=train.patience)
+    logger = DVCLiveLogger(
+        dir=str(live), resume=resume is not None, dvcyaml=False, save_dvc_exp=False
+    )
+    trainer = make_trainer(
+        params, callbacks=[stopping, checkpoint, RandomState(data)], logger=logger
+    )
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+    seconds = time.perf_counter() - started
+    if trainer.is_global_zero:
+        with atomic_path(models_dir / "checkpoints" / "best.ckpt") as tmp:
+            shutil.copyfile(checkpoint.best_model_path, tmp)
+        with atomic_path(reports_dir) as tmp:
+            shutil.copytree(live, tmp)
+        shutil.rmtree(work, ignore_errors=True)
     if not trainer.is_global_zero:
         return {}
     best = torch.load(
