@@ -20,6 +20,8 @@ import pytest
 import torch
 import yaml
 
+from harfusion.training import RESUME_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ["uv run dvc repro", "uv run pytest"]
 # Small enough for CI; nine subjects, so 70/15/15 is reachable with every activity in every split
@@ -196,8 +198,8 @@ def test_killed_stages_rerun_to_the_uninterrupted_result(clone: Path, tmp_path: 
     if processed.exists():  # renamed into place whole, or not there at all
         index = json.loads((processed / "shards.json").read_text())
         assert all((processed / shard["path"]).exists() for shard in index)
-    # DVCLive logs each finished epoch; SMOKE trains two
-    _kill_during(other, "train", lambda: (other / "reports" / "train" / "plots").exists())
+    # DVCLive logs each finished epoch beside the checkpoints; SMOKE trains two
+    _kill_during(other, "train", lambda: (other / RESUME_DIR / "dvclive" / "plots").exists())
     assert not (other / "models" / "model.pt").exists()
     result = run(other, "uv run dvc repro")
     assert "train" in ran_stages(result)
@@ -205,6 +207,7 @@ def test_killed_stages_rerun_to_the_uninterrupted_result(clone: Path, tmp_path: 
         assert (other / name).read_bytes() == (clone / name).read_bytes(), name
     leftovers = [p for p in other.rglob(".*.tmp") if ".venv" not in p.parts]
     assert not leftovers, leftovers
+    assert not (other / RESUME_DIR).exists()  # the rerun's training cleared the killed one's
 
 
 def test_repro_outputs(clone: Path) -> None:
