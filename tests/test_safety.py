@@ -335,21 +335,11 @@ def test_model_loader_refuses_code(tmp_path: Path, kind: str) -> None:
 def test_model_loader_accepts_a_plain_model(tmp_path: Path) -> None:
     """Control: weights_only=True still loads what training writes (so refusal is specific)."""
     params = _params()
-    model = build_model(params, channels_for(params), 3)
-    torch.save(
-        {
-            "state_dict": model.state_dict(),
-            "classes": [1, 4, 5],
-            "class_names": ["lying", "walking", "running"],
-            "channels": channels_for(params),
-            "architecture": architecture(params),
-            "summary": {"epochs": 1, "best_val_loss": 0.5},
-        },
-        tmp_path / MODEL_FILE,
-    )
+    written = _saved(params)
+    torch.save(written, tmp_path / MODEL_FILE)
     loaded, saved = load_model(params, tmp_path)
     assert saved["classes"] == [1, 4, 5]
-    for key, value in model.state_dict().items():
+    for key, value in written["state_dict"].items():
         assert torch.equal(loaded.state_dict()[key], value)
 
 
