@@ -86,35 +86,32 @@ def main() -> None:
 
 
 def print_table(results: dict[str, dict]) -> None:
-    header = (
-        "| model | pooled macro F1, all classes | pooled macro F1, learnable | per-fold macro F1 "
-        "| worst fold | ratio to baseline (learnable) |"
-    )
-    lines = [header, "|---|---:|---:|---:|---:|---:|"]
-    baseline = None
-    for fusion, summary in results.items():
-        deep, forest = summary["pooled"]["deep"], summary["pooled"].get("baseline")
-        baseline = baseline or (summary, forest)
-        ratio = (
-            f"{deep['f1_macro_learnable']['mean'] / forest['f1_macro_learnable']['mean']:.3f}"
-            if forest and deep.get("f1_macro_learnable") and forest.get("f1_macro_learnable")
-            else "–"
-        )
+    """Deep rows then the baseline's (from the first fusion's experiments: every fusion's folds
+    hold the same windows, and the baseline's params do not include the fusion)."""
+    lines = [
+        "| model | pooled macro F1, all classes | pooled, learnable | per fold, learnable "
+        "| worst fold, learnable | per fold, all classes | ratio to baseline (pooled, learnable) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = [(fusion, summary["pooled"]["deep"], "", summary) for fusion, summary in results.items()]
+    first = next(iter(results.values()), None)
+    if first and "baseline" in first["pooled"]:
+        rows.append(("baseline (forest)", first["pooled"]["baseline"], "baseline_", first))
+    reference = rows[-1][1] if first and "baseline" in first["pooled"] else None
+    for name, pooled, key, summary in rows:
+        ratio = "–"
+        if reference and pooled["f1_macro_learnable"] and reference["f1_macro_learnable"]:
+            ours, theirs = pooled["f1_macro_learnable"], reference["f1_macro_learnable"]
+            ratio = f"{ours['mean'] / theirs['mean']:.3f}"
+        worst = summary[f"worst_fold_{key}f1_macro_learnable"]
         lines.append(
-            f"| {fusion} | {fmt(deep['f1_macro'])} | {fmt(deep['f1_macro_learnable'])} "
-            f"| {fmt(summary['fold_f1_macro'])} | {summary['worst_fold_f1_macro']:.3f} | {ratio} |"
+            f"| {name} | {fmt(pooled['f1_macro'])} | {fmt(pooled['f1_macro_learnable'])} "
+            f"| {fmt(summary[f'fold_{key}f1_macro_learnable'])} "
+            f"| {'–' if worst is None else f'{worst:.3f}'} | {fmt(summary[f'fold_{key}f1_macro'])} "
+            f"| {ratio} |"
         )
-    if baseline and baseline[1]:
-        summary, forest = baseline
-        worst = summary["worst_fold_baseline_f1_macro"]
-        lines.append(
-            f"| baseline (forest) | {fmt(forest['f1_macro'])} "
-            f"| {fmt(forest['f1_macro_learnable'])} | {fmt(summary['fold_baseline_f1_macro'])} "
-            f"| {worst:.3f} | 1.000 |"
-        )
-    excluded = next(iter(results.values()))["excluded_classes"] if results else []
     print("\n".join(lines))
-    for entry in excluded:
+    for entry in first["excluded_classes"] if first else []:
         print(f"excluded from 'learnable': {entry['class']}: {entry['why']}")
     sys.stdout.flush()
 

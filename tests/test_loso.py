@@ -135,6 +135,9 @@ def test_a_class_one_subject_holds_is_excluded_from_the_learnable_score() -> Non
         )
     )
     assert deep["f1_macro"]["mean"] < deep["f1_macro_learnable"]["mean"]
+    # per fold too, running only: 101 called its sitting window running, 102 one running sitting
+    assert [row["f1_macro_learnable"] for row in summary["folds"]] == pytest.approx([2 / 3, 2 / 3])
+    assert summary["worst_fold_f1_macro_learnable"] == pytest.approx(2 / 3)
     assert "sitting" in deep["per_class_f1"]
     real = Params.model_validate({"data": {"raw_dir": "/data/real"}})
     text = loso.markdown(summary, HYBRID, real, seeds=1)

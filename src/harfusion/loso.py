@@ -144,19 +144,29 @@ def read_fold(rev: str) -> FoldOutputs | None:
     )
 
 
+def _scores(
+    actual: list[str], predicted: list[str], learnable: list[str]
+) -> tuple[float, float | None, dict[str, float]]:
+    """(macro F1 over the classes in `actual`, over the learnable ones among them, per class):
+    every window counts; the learnable average takes only those classes' F1."""
+    classes = sorted(set(actual) | set(predicted))
+    scores = f1_score(actual, predicted, labels=classes, average=None, zero_division=0)
+    f1 = {c: float(v) for c, v in zip(classes, scores, strict=True) if c in set(actual)}
+    chosen = [f1[c] for c in learnable if c in f1]
+    return float(np.mean(list(f1.values()))), float(np.mean(chosen)) if chosen else None, f1
+
+
 def _pooled(predictions: dict[Any, tuple[list[str], list[str]]], learnable: list[str]) -> dict:
-    """Macro F1 over all classes and over the learnable ones (every window counts; the average
-    takes only those classes' F1), and per-class F1: each per seed, then mean ± std over seeds."""
+    """Pooled macro F1 (all classes, learnable ones) and per-class F1 for each seed, then
+    mean ± std over seeds."""
     overall: list[float] = []
     over_learnable: list[float] = []
     per_class: dict[str, list[float]] = {}
     for actual, predicted in predictions.values():
-        classes = sorted(set(actual) | set(predicted))
-        scores = f1_score(actual, predicted, labels=classes, average=None, zero_division=0)
-        f1 = {c: float(v) for c, v in zip(classes, scores, strict=True) if c in set(actual)}
-        overall.append(float(np.mean(list(f1.values()))))
-        if chosen := [f1[c] for c in learnable if c in f1]:
-            over_learnable.append(float(np.mean(chosen)))
+        every, chosen, f1 = _scores(actual, predicted, learnable)
+        overall.append(every)
+        if chosen is not None:
+            over_learnable.append(chosen)
         for c, value in f1.items():
             per_class.setdefault(c, []).append(value)
     return {
@@ -206,6 +216,7 @@ def summarize_folds(
     classes and learnable ones); mean ± std over seeds and over folds."""
     rows: list[dict[str, Any]] = []
     pooled: dict[str, dict[Any, tuple[list[str], list[str]]]] = {"deep": {}, "baseline": {}}
+    per_fold: dict[str, dict[str, tuple[list[str], list[str]]]] = {}
     done = [run for run in runs if run.name in outputs and run.name in finished]
     done = [run for run in done if finished[run.name].state == "success"]
     for run in done:
@@ -226,6 +237,7 @@ def summarize_folds(
             if text is None:
                 continue
             actual, predicted = _predictions(text)
+            per_fold.setdefault(run.name, {})[model] = (actual, predicted)
             if model == "deep":
                 row["windows"] = len(actual)
             into = pooled[model].setdefault(seed, ([], []))
@@ -235,6 +247,13 @@ def summarize_folds(
     if not rows:
         raise HarfusionError("no LOSO fold finished; nothing to summarize")
     learnable, excluded = _classes({r.name: outputs[r.name] for r in done}, done)
+    for row in rows:  # per fold, over the learnable classes its test subject holds
+        for model, key in (
+            ("deep", "f1_macro_learnable"),
+            ("baseline", "baseline_f1_macro_learnable"),
+        ):
+            if model in per_fold.get(row["experiment"], {}):
+                row[key] = _scores(*per_fold[row["experiment"]][model], learnable)[1]
     fold_baseline = [r["baseline_f1_macro"] for r in rows if r["baseline_f1_macro"] is not None]
     return {
         "folds": rows,
@@ -250,7 +269,18 @@ def summarize_folds(
         "fold_baseline_f1_macro": summarize(fold_baseline) if fold_baseline else None,
         "worst_fold_f1_macro": min(row["f1_macro"] for row in rows),
         "worst_fold_baseline_f1_macro": min(fold_baseline) if fold_baseline else None,
+        **_fold_learnable(rows, "f1_macro_learnable"),
+        **_fold_learnable(rows, "baseline_f1_macro_learnable"),
         "missing": [run.name for run in runs if run.name not in {r["experiment"] for r in rows}],
+    }
+
+
+def _fold_learnable(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """Mean ± std and worst over folds of a per-fold learnable-class score."""
+    values = [row[key] for row in rows if row.get(key) is not None]
+    return {
+        f"fold_{key}": summarize(values) if values else None,
+        f"worst_fold_{key}": min(values) if values else None,
     }
 
 
@@ -303,6 +333,10 @@ def markdown(summary: dict[str, Any], config: Config, params: Params, seeds: int
         f"| {_mean_std(summary['fold_baseline_f1_macro'])} |",
         f"| worst fold | {_score(summary['worst_fold_f1_macro'])} "
         f"| {_score(summary['worst_fold_baseline_f1_macro'])} |",
+        f"| per fold, learnable classes | {_mean_std(summary['fold_f1_macro_learnable'])} "
+        f"| {_mean_std(summary['fold_baseline_f1_macro_learnable'])} |",
+        f"| worst fold, learnable classes | {_score(summary['worst_fold_f1_macro_learnable'])} "
+        f"| {_score(summary['worst_fold_baseline_f1_macro_learnable'])} |",
         "",
     ]
     if summary["excluded_classes"]:
