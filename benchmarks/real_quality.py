@@ -52,6 +52,14 @@ def main() -> None:
     args.add_argument("--seeds", type=int, default=3)
     args.add_argument("--fusions", default=",".join(FUSIONS))
     args.add_argument("-j", "--jobs", type=int, default=None, help="queue workers")
+    args.add_argument(
+        "-S",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override for every experiment, e.g. to try a recipe before making it the default",
+    )
     options = args.parse_args()
     if not options.raw_dir.is_dir():
         print(f"real_quality: skipped: {options.raw_dir} does not exist (real PAMAP2 recordings)")
@@ -59,12 +67,14 @@ def main() -> None:
     raw_dir = options.raw_dir.resolve()
     chunk_size = load_params(ROOT / "params.yaml").chunk_size
     tested, train_only = test_subjects(raw_dir, chunk_size)
-    seeds, extra, folds = options.seeds, [], None
+    seeds, folds = options.seeds, None
+    extra = [arg for item in options.set for arg in ("-S", item)]
     if options.smoke:
-        seeds, extra, folds = 1, ["-S", "train.max_epochs=1", "-S", "evaluate.mc_samples=2"], 2
+        seeds, folds = 1, 2
+        extra += ["-S", "train.max_epochs=1", "-S", "evaluate.mc_samples=2"]
     print(
         f"real_quality: {raw_dir}: test folds {tested}, always training {train_only}, "
-        f"{seeds} seed(s), fusions {options.fusions}"
+        f"{seeds} seed(s), fusions {options.fusions}, overrides {options.set or 'none'}"
     )
     clone = fresh_clone(options.work / "real_quality" / "repo", {})
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
