@@ -22,9 +22,9 @@ from harfusion.calibration import (
     reliability_bins,
 )
 from harfusion.fusion import FusionModel
-from harfusion.metrics import classification_metrics
 from harfusion.loaders import SplitLoaders
 from harfusion.masking import nonempty_subsets, subset_mask
+from harfusion.metrics import classification_metrics
 from harfusion.model_file import load_model
 from harfusion.params import Params
 from harfusion.plots import attention_figure, reliability_diagram
