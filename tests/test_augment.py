@@ -86,7 +86,12 @@ def test_training_loss_uses_each_augmentation(option: str) -> None:
     base = Params.model_validate(
         {
             "model": {"encoder": "cnn", "embed_dim": 16, "conv_channels": [8], "conv_strides": [4]},
-            "train": {"noise_std": 0.0, "jitter_steps": 0, "modality_dropout": 0.0},
+            "train": {
+                "noise_std": 0.0,
+                "jitter_steps": 0,
+                "modality_dropout": 0.0,
+                "rotation_degrees": 0.0,
+            },
         }
     )
     on = base.model_copy(

@@ -18,6 +18,11 @@ def test_committed_params_are_valid_and_complete() -> None:
     assert set(committed) == set(Params.model_fields)
 
 
+def test_schema_defaults_equal_params_yaml() -> None:
+    """params.yaml is the one source of defaults; code that builds `Params()` must agree."""
+    assert Params() == load_params(ROOT / "params.yaml")
+
+
 def test_channel_groups_match_schema() -> None:
     assert set(ChannelGroup.__args__) == set(IMU_CHANNEL_GROUPS)
 

@@ -65,7 +65,8 @@ def test_train_stride_overlaps_training_windows_only(tensors: Path) -> None:
         tensors / "tensors" / "norm_stats.json"
     ).read_text()
     assert Params.model_validate({"dataset": {"train_stride": 8}}).train_stride == 8
-    assert Params(chunk_size=256).train_stride == 256
+    unset = Params.model_validate({"chunk_size": 256, "dataset": {"train_stride": None}})
+    assert unset.train_stride == 256  # null: the evaluation stride
 
 
 def test_norm_stats_fit_on_train_rows_only(tensors: Path) -> None:

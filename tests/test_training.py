@@ -71,7 +71,7 @@ def _imbalanced(tensors: Path, params: Params) -> WindowDataModule:
 
 
 def test_class_balanced_sampler_draws_classes_equally(tensors: Path) -> None:
-    plain = Params.model_validate(TINY)
+    plain = Params.model_validate(TINY | {"train": TINY["train"] | {"class_balance": "none"}})
     balanced = plain.model_copy(
         update={"train": plain.train.model_copy(update={"class_balance": "sampler"})}
     )
@@ -93,7 +93,7 @@ def test_class_balanced_loss_weights() -> None:
 
 
 def test_class_balanced_loss_reaches_the_module(tensors: Path) -> None:
-    plain = Params.model_validate(TINY)
+    plain = Params.model_validate(TINY | {"train": TINY["train"] | {"class_balance": "none"}})
     weighted = plain.model_copy(
         update={"train": plain.train.model_copy(update={"class_balance": "loss"})}
     )

@@ -113,7 +113,7 @@ class DatasetParams(Strict):
     chunk_stride: int | None = Field(None, ge=1)
     # Training windows only (null: chunk_stride): overlapping windows multiply the training set
     # for free, while validation and test windows stay the evaluation protocol's.
-    train_stride: int | None = Field(None, ge=1)
+    train_stride: int | None = Field(128, ge=1)
     channel_groups: list[ChannelGroup] = Field(["acc16", "gyro", "mag"], min_length=1)
     prefetch_shards: bool = True
     pin_memory: bool | Literal["auto"] = "auto"
@@ -131,13 +131,13 @@ class DatasetParams(Strict):
 
 
 class ModelParams(Strict):
-    encoder: Literal["cnn", "cnn_gru", "cnn_attention"] = "cnn_gru"
+    encoder: Literal["cnn", "cnn_gru", "cnn_attention"] = "cnn"
     embed_dim: int = Field(64, ge=8)
     conv_channels: list[Positive] = Field(default_factory=lambda: [32, 64, 64], min_length=1)
     conv_strides: list[Positive] = Field(default_factory=lambda: [4, 4, 2], min_length=1)
     heart_rate_conv_channels: list[Positive] = Field(default_factory=lambda: [8, 16], min_length=1)
     heart_rate_conv_strides: list[Positive] = Field(default_factory=lambda: [8, 8], min_length=1)
-    dropout: float = Field(0.2, ge=0, lt=1)
+    dropout: float = Field(0.4, ge=0, lt=1)
     # Batch norm is the faster default; group norm makes each window independent of its batch.
     norm: Literal["batch", "group"] = "batch"
     # Heads of the `cnn_attention` encoder's own self-attention (`heads` is the cross-modal one).
@@ -177,14 +177,14 @@ class TrainParams(Strict):
     # Real subjects record activities for very different lengths, so a class may have a few
     # training windows in a fold: `sampler` draws windows inversely to their class's count,
     # `loss` weights the cross-entropy that way instead.
-    class_balance: Literal["none", "sampler", "loss"] = "none"
+    class_balance: Literal["none", "sampler", "loss"] = "loss"
     gradient_clip_norm: float = Field(1.0, gt=0)
     modality_dropout: float = Field(0.1, ge=0, lt=1)
     noise_std: float = Field(0.05, ge=0)
     jitter_steps: int = Field(16, ge=0)
     # Each IMU turned as a rigid body (acc, gyro, mag together) by up to this many degrees about
     # a random axis, once per window: sensors sit at a different angle on every person.
-    rotation_degrees: float = Field(0.0, ge=0, le=180)
+    rotation_degrees: float = Field(90.0, ge=0, le=180)
     # One amplitude factor ~ N(1, scale_std) per sensor and window: people move with more or
     # less vigour.
     scale_std: float = Field(0.0, ge=0, lt=1)
