@@ -18,7 +18,6 @@ from torch import Tensor
 
 from harfusion.atomic import atomic_path
 from harfusion.calibration import brier_score, expected_calibration_error
-from harfusion.dataset import window_labels
 from harfusion.loaders import SplitLoaders
 from harfusion.metrics import classification_metrics
 from harfusion.pamap2 import SAMPLE_RATE_HZ, modality_columns
@@ -152,12 +151,10 @@ def class_probabilities(estimator, features: np.ndarray, classes: int) -> Tensor
 
 def window_counts(data: SplitLoaders) -> dict[str, dict[str, int]]:
     """Windows per split and class: which classes could be learned at all (LOSO reads it)."""
-    names = data.class_names
-    counts = {}
-    for split, windows in data.splits.items():
-        tally = torch.bincount(window_labels(windows), minlength=len(names)).tolist()
-        counts[split] = dict(zip(names, tally, strict=True))
-    return counts
+    return {
+        split: dict(zip(data.class_names, data.class_counts(split).tolist(), strict=True))
+        for split in data.splits
+    }
 
 
 def run_baseline(params: Params, tensor_dir: Path, out_dir: Path) -> dict:

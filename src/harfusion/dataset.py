@@ -204,13 +204,6 @@ def _legacy_label_files(data_dir: Path) -> dict[str, Path]:
     return {p.name.removesuffix("_labels.npy"): p for p in sorted(data_dir.glob("*_labels.npy"))}
 
 
-def window_labels(windows: ShardWindows | LegacyNpyWindows) -> torch.Tensor:
-    """Every window's class index, without reading a sample."""
-    if isinstance(windows, ShardWindows):
-        return windows.shard_labels[windows.windows[:, 0].to(windows.shard_labels.device)].cpu()
-    return windows.targets
-
-
 def open_windows(
     data_dir: str | Path,
     split: str,
