@@ -24,12 +24,13 @@ from harfusion.calibration import fit_temperature
 from harfusion.datamodule import WindowDataModule
 from harfusion.dataset import ShardWindows, load_tensor_shard
 from harfusion.fusion import build_model, channels_for
+from harfusion.layout import MANIFEST, NORM_STATS
 from harfusion.model_file import MODEL_FILE, architecture, load_model
 from harfusion.pamap2 import IMU_CHANNEL_GROUPS, RAW_COLUMNS, SENSOR_COLUMNS
 from harfusion.params import Params, SplitParams
 from harfusion.preprocess import preprocess, read_shard_csv
 from harfusion.splits import SPLITS, write_splits
-from harfusion.tensorize import MANIFEST, NORM_STATS, tensorize
+from harfusion.tensorize import tensorize
 from tests.conftest import write_recording
 
 CHUNK = 64

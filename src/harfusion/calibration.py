@@ -5,20 +5,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics.functional.classification import multiclass_calibration_error
 
 
 def expected_calibration_error(probs: Tensor, labels: Tensor, bins: int) -> float:
-    """ECE over equal-width confidence bins (top-label), as in Guo et al. 2017."""
-    return float(
-        multiclass_calibration_error(probs, labels, probs.shape[1], n_bins=bins, norm="l1")
-    )
+    """ECE over equal-width confidence bins (top-label), as in Guo et al. 2017: the window-weighted
+    gap of the reliability diagram's own bins, so the figure and the number cannot disagree."""
+    confidence, accuracy, count = _binned(probs, labels, bins)
+    return float(((confidence - accuracy).abs() * count).sum() / count.sum())
 
 
 def maximum_calibration_error(probs: Tensor, labels: Tensor, bins: int) -> float:
-    return float(
-        multiclass_calibration_error(probs, labels, probs.shape[1], n_bins=bins, norm="max")
-    )
+    confidence, accuracy, count = _binned(probs, labels, bins)
+    return float((confidence - accuracy).abs()[count > 0].max())
 
 
 def brier_score(probs: Tensor, labels: Tensor) -> float:
@@ -33,17 +31,29 @@ def negative_log_likelihood(logits: Tensor, labels: Tensor) -> float:
 
 def reliability_bins(probs: Tensor, labels: Tensor, bins: int) -> dict[str, list[float]]:
     """Per confidence bin: mean confidence, accuracy and window count (for the diagram)."""
+    confidence, accuracy, count = _binned(probs, labels, bins)
+    return {
+        "lower": [i / bins for i in range(bins)],
+        "confidence": confidence.tolist(),
+        "accuracy": accuracy.tolist(),
+        "count": count.long().tolist(),
+    }
+
+
+def _binned(probs: Tensor, labels: Tensor, bins: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean top-label confidence, accuracy and window count per bin [i/bins, (i+1)/bins); an
+    empty bin has 0 for both means. Counted here rather than with torchmetrics, whose import
+    (it pulls in scipy.signal) cost the forest baseline's stage about 1.8 s of its start-up."""
     confidence, predicted = probs.max(dim=1)
     correct = (predicted == labels).to(probs.dtype)
     index = torch.clamp((confidence * bins).long(), max=bins - 1)
     count = torch.bincount(index, minlength=bins).to(probs.dtype)
     safe = count.clamp(min=1)
-    return {
-        "lower": [i / bins for i in range(bins)],
-        "confidence": (torch.bincount(index, confidence, bins) / safe).tolist(),
-        "accuracy": (torch.bincount(index, correct, bins) / safe).tolist(),
-        "count": count.long().tolist(),
-    }
+    return (
+        torch.bincount(index, confidence, bins) / safe,
+        torch.bincount(index, correct, bins) / safe,
+        count,
+    )
 
 
 def fit_temperature(logits: Tensor, labels: Tensor, max_iter: int = 100) -> float:

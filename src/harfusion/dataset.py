@@ -18,8 +18,8 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from harfusion.errors import HarfusionError, refused_torch_file
+from harfusion.layout import MANIFEST, NORM_STATS
 from harfusion.pamap2 import modality_columns
-from harfusion.tensorize import MANIFEST, NORM_STATS
 
 
 class Sample(TypedDict):

@@ -229,7 +229,7 @@ class BaselineParams(Strict):
     """The classical reference every deep result is shown beside (stage `baseline`)."""
 
     model: Literal["random_forest", "hist_gradient_boosting"] = "random_forest"
-    trees: int = Field(300, ge=1)  # forest size, or boosting iterations
+    trees: int = Field(100, ge=1)  # forest size, or boosting iterations
     max_depth: int | None = Field(None, ge=1)
     min_samples_leaf: int = Field(1, ge=1)
     class_weight: Literal["balanced"] | None = None

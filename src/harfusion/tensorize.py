@@ -18,12 +18,11 @@ from tqdm import tqdm
 
 from harfusion.atomic import atomic_path
 from harfusion.errors import HarfusionError
+from harfusion.layout import MANIFEST, NORM_STATS
 from harfusion.pamap2 import SAMPLE_RATE_HZ, SENSOR_COLUMNS, activity_name
 from harfusion.preprocess import read_shard_csv
 from harfusion.splits import SPLITS
 
-MANIFEST = "manifest.json"
-NORM_STATS = "norm_stats.json"
 GAP_FACTOR = 1.5  # a step longer than 1.5 sample periods starts a new segment
 _PART = re.compile(r"_part\d+$")
 

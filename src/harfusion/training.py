@@ -24,9 +24,9 @@ from harfusion.datamodule import WindowDataModule
 from harfusion.dataset import ShardWindows
 from harfusion.errors import HarfusionError
 from harfusion.fusion import channels_for
+from harfusion.layout import MANIFEST, NORM_STATS
 from harfusion.model_file import architecture, save_model
 from harfusion.params import Params
-from harfusion.tensorize import MANIFEST, NORM_STATS
 from harfusion.threads import configure_threads
 
 
