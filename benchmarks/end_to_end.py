@@ -62,9 +62,7 @@ def main() -> None:
             f"<= {TARGET_REPRO_S} s"),
     ]  # fmt: skip
     if options.sweep:
-        sweep = run_child(
-            [uv(), "run", "python", "-m", "harfusion.sweep", "-j", str(options.jobs)], cwd=ours
-        )
+        sweep = run_child([uv(), "run", "harfusion", "sweep", "-j", str(options.jobs)], cwd=ours)
         rows.append(Row(f"sweep of 13, -j {options.jobs}, vs 13 bare pipelines", sweep.seconds,
                         13 * sum(stages), "s", f"<= {TARGET_SWEEP_S} s"))  # fmt: skip
     report("end to end (fresh clones)", rows)

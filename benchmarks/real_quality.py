@@ -3,7 +3,7 @@ forest baseline on the same windows, folds and classes.
 
     uv run python benchmarks/real_quality.py --raw-dir ../shared/pamap2_dev [--seeds 3] [-j 2]
 
-Runs the project's own LOSO command (`python -m harfusion.loso`, through DVC's experiment queue)
+Runs the project's own LOSO command (`harfusion loso`, through DVC's experiment queue)
 in a fresh clone of this commit, once per fusion. Test folds are the subjects with at least two
 activities long enough for a window; the others (in pamap2_dev, subject 109) always train. The
 baseline runs inside the same experiments (the `baseline` stage), so no second queue.
@@ -81,7 +81,7 @@ def main() -> None:
     results = {}
     for fusion in options.fusions.split(","):
         out = clone / "reports" / "loso" / fusion
-        command = [uv(), "run", "python", "-m", "harfusion.loso", "--config", f"fusion-{fusion}"]
+        command = [uv(), "run", "harfusion", "loso", "--config", f"fusion-{fusion}"]
         command += ["--subjects", ",".join(map(str, tested)), "--seeds", str(seeds)]
         command += ["-S", f"data.raw_dir={raw_dir}", *extra, "--out", str(out)]
         command += ["--folds", str(folds)] if folds else []

@@ -13,6 +13,7 @@ from harfusion.params import SplitParams
 from harfusion.preprocess import preprocess
 from harfusion.splits import write_splits
 from harfusion.tensorize import tensorize
+from tests.clones import swept  # noqa: F401  (one swept clone for the sweep and scale-out tests)
 
 # Tiny tensors: one thread avoids OpenMP hand-off costs that dominate when the other core is busy.
 torch.set_num_threads(1)

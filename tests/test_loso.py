@@ -11,6 +11,7 @@ from sklearn.metrics import f1_score
 
 from harfusion import loso
 from harfusion.ablations import Config
+from harfusion.command import main as harfusion
 from harfusion.errors import HarfusionError
 from harfusion.experiments import BASELINE_METRICS, METRICS, Experiment
 from harfusion.params import Params
@@ -159,12 +160,15 @@ def test_nothing_finished_is_an_error() -> None:
         loso.summarize_folds(runs, {}, {})
 
 
-def test_dry_run_prints_the_queue_commands(capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_prints_the_queue_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no DVC remote here, so no `--pull`
     args = ["--config", "fusion-early", "--subjects", "101,102,103", "--dry-run"]
     args += ["--ablations", str(ROOT / "ablations.yaml"), "--params", str(ROOT / "params.yaml")]
-    assert loso.main(args) == 0
+    assert harfusion(["loso", *args]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4 and lines[-1].startswith("dvc queue start -j ")
     assert lines[0].startswith("dvc exp run --queue -n loso-fusion-early-t101 -S fusion=early")
     assert "-S 'split.val_subjects=[102]'" in lines[0]
 
@@ -173,7 +177,9 @@ def test_unknown_config_and_bad_override_fail_before_queueing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     common = ["--ablations", str(ROOT / "ablations.yaml"), "--params", str(ROOT / "params.yaml")]
-    assert loso.main(["--config", "fusion-nope", "--dry-run", *common]) == 1
+    with pytest.raises(SystemExit, match="1"):
+        harfusion(["loso", "--config", "fusion-nope", "--dry-run", *common])
     assert "fusion-nope" in capsys.readouterr().err
-    assert loso.main(["-S", "train.max_epochs=-1", "--dry-run", *common]) == 1
+    with pytest.raises(SystemExit, match="1"):
+        harfusion(["loso", "-S", "train.max_epochs=-1", "--dry-run", *common])
     assert "max_epochs" in capsys.readouterr().err

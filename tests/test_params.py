@@ -116,11 +116,12 @@ def test_sweep_precheck_prints_one_line_per_bad_override(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """It printed pydantic's raw dump, and let values the schema accepted crash in the queue."""
-    from harfusion import sweep
+    from harfusion.command import main
 
-    argv = ["--dry-run", "--only", "heads-8", "-S", "train.devices=0", "-S", "seed=-1"]
+    argv = ["sweep", "--dry-run", "--only", "heads-8", "-S", "train.devices=0", "-S", "seed=-1"]
     files = ["--ablations", str(ROOT / "ablations.yaml"), "--params", str(ROOT / "params.yaml")]
-    assert sweep.main(argv + files) == 1
+    with pytest.raises(SystemExit, match="1"):
+        main(argv + files)
     err = capsys.readouterr().err.splitlines()
     prefix = f"{ROOT / 'params.yaml'} with heads-8's -S"
     assert err == [

@@ -7,10 +7,8 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -18,8 +16,9 @@ import psutil
 import pytest
 import yaml
 
-from harfusion import sweep
+from harfusion import runner
 from harfusion.ablations import check_runs, expand, load_ablations, parse_set
+from harfusion.command import main as harfusion
 from harfusion.comparison import build, write
 from harfusion.errors import HarfusionError
 from harfusion.experiments import (
@@ -33,7 +32,7 @@ from harfusion.experiments import (
 )
 from harfusion.masking import nonempty_subsets
 from harfusion.report import render
-from tests.test_pipeline import SMOKE, _merge
+from tests.clones import E2E, HARFUSION, env, tiny_clone
 
 ROOT = Path(__file__).resolve().parents[1]
 MODALITIES = ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
@@ -126,9 +125,12 @@ def test_overrides_are_validated_before_anything_is_queued(override: str, key: s
         check_runs(runs, ROOT / "params.yaml")
 
 
-def test_dry_run_prints_argument_lists(capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_prints_argument_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no DVC remote here, so no `--pull`
     argv = ["--dry-run", "--only", "single", "-j", "2", "--ablations", str(ROOT / "ablations.yaml")]
-    assert sweep.main([*argv, "--params", str(ROOT / "params.yaml")]) == 0
+    assert harfusion(["sweep", *argv, "--params", str(ROOT / "params.yaml")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == (
         "dvc exp run --queue -n single-imu_hand -S fusion=early -S 'modalities=[imu_hand]'"
@@ -148,12 +150,12 @@ def test_a_failed_experiment_is_reported_with_its_log(
         assert args == ("queue", "logs", "chunk-huge")
         return subprocess.CompletedProcess(args, 0, log, "")
 
-    monkeypatch.setattr(sweep, "dvc", fake_dvc)
+    monkeypatch.setattr(runner, "dvc", fake_dvc)
     finished = {
         "fusion-early": Experiment("fusion-early", "a" * 40, "success"),
         "chunk-huge": Experiment("chunk-huge", "b" * 40, "failed", log="/x/.dvc/tmp/b.out"),
     }
-    assert sweep.report_failures(["fusion-early", "chunk-huge"], finished, tmp_path) == 1
+    assert runner.report_failures(["fusion-early", "chunk-huge"], finished, tmp_path) == 1
     err = capsys.readouterr().err
     assert f"chunk-huge: log {tmp_path / 'chunk-huge.log'} (DVC's: /x/.dvc/tmp/b.out)" in err
     assert "no window fits" in err and "fusion-early" not in err
@@ -284,77 +286,6 @@ def test_exp_show_json_states_and_logs() -> None:
 
 # --- end to end: the real DVC queue on a fresh clone ------------------------------------------
 
-E2E = ["fusion-early", "fusion-hybrid", "single-heart_rate"]
-BROKEN = {"title": "Broken", "axis": "x", "configs": {"chunk-huge": {"chunk_size": 100000}}}
-
-
-def _copy_working_tree(clone: Path) -> None:
-    """Bring uncommitted source changes into the clone, so the test checks the code as it is.
-    DVC outputs (data/, models/, reports/) stay out; on a clean checkout this changes nothing."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if name.split("/")[0] in {"data", "models", "reports"} or not source.is_file():
-            continue
-        (clone / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, clone / name)
-
-
-def _run(clone: Path, module: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m harfusion.<module>` in the clone with this test's interpreter (building the
-    clone its own venv with `uv run`, as test_pipeline.py does, would add a minute or two)."""
-    return subprocess.run(
-        [sys.executable, "-m", f"harfusion.{module}", *args],
-        cwd=clone,
-        env=_env(clone),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
-def _tiny_clone(target: Path, ablations_extra: dict | None = None) -> Path:
-    """A clone of the working tree with SMOKE params, committed (DVC's queue needs a commit)."""
-    if shutil.which("git") is None:
-        pytest.skip("needs git")
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
-    _copy_working_tree(target)
-    params = yaml.safe_load((target / "params.yaml").read_text())
-    (target / "params.yaml").write_text(yaml.safe_dump(_merge(params, SMOKE), sort_keys=False))
-    if ablations_extra:
-        ablations = yaml.safe_load((target / "ablations.yaml").read_text())
-        ablations["groups"] |= ablations_extra
-        (target / "ablations.yaml").write_text(yaml.safe_dump(ablations, sort_keys=False))
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "add", "-A"], cwd=target, check=True)
-    subprocess.run([*git, "commit", "-qm", "tiny"], cwd=target, check=True)
-    return target
-
-
-def _env(clone: Path) -> dict[str, str]:
-    """The clone's source, and this venv first on PATH: the queue workers' stages run `python`."""
-    return os.environ | {
-        "PYTHONPATH": str(clone / "src"),
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
-    }
-
-
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
-    """A clone with tiny params where the sweep ran three configurations and a broken one."""
-    clone = _tiny_clone(tmp_path_factory.mktemp("sweep") / "harfusion", {"broken": BROKEN})
-    result = _run(clone, "sweep", "--only", ",".join([*E2E, "broken"]), "-j", "1", "--poll", "5")
-    for module in ("comparison", "report"):
-        done = _run(clone, module)
-        assert done.returncode == 0, f"{module}\n{done.stdout}\n{done.stderr}"
-    return clone, result
-
 
 @pytest.mark.slow
 def test_sweep_reports_the_broken_experiment_and_exits_non_zero(swept) -> None:
@@ -426,9 +357,9 @@ def test_watchdog_restarts_dead_workers_a_bounded_number_of_times(
 ) -> None:
     workers = iter([1, 0, 0, 0, 0, 0, 0])
     started: list[int] = []
-    monkeypatch.setattr(sweep, "live_workers", lambda: next(workers))
-    monkeypatch.setattr(sweep, "start", started.append)
-    dog = sweep.Watchdog(jobs=2, restarts=1)
+    monkeypatch.setattr(runner, "live_workers", lambda: next(workers))
+    monkeypatch.setattr(runner, "start", started.append)
+    dog = runner.Watchdog(jobs=2, restarts=1)
     states = {"a": "success", "b": "queued", "c": "running"}
     dog.check(states, 1.0)  # a live worker
     dog.check(states, 2.0)  # none, once: it may still be registering
@@ -444,16 +375,16 @@ def test_watchdog_restarts_dead_workers_a_bounded_number_of_times(
 def test_watchdog_leaves_a_queue_without_waiting_tasks_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sweep, "live_workers", lambda: 0)
-    monkeypatch.setattr(sweep, "start", lambda jobs: pytest.fail("restarted"))
-    dog = sweep.Watchdog()
+    monkeypatch.setattr(runner, "live_workers", lambda: 0)
+    monkeypatch.setattr(runner, "start", lambda jobs: pytest.fail("restarted"))
+    dog = runner.Watchdog()
     for second in range(5):  # the last experiment runs in a worker that just exited
         dog.check({"a": "success", "b": "running"}, float(second))
 
 
 def test_watchdog_timeout_names_what_did_not_finish(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sweep, "live_workers", lambda: 1)
-    dog = sweep.Watchdog(timeout=60)
+    monkeypatch.setattr(runner, "live_workers", lambda: 1)
+    dog = runner.Watchdog(timeout=60)
     states = {"a": "success", "b": "running", "c": "queued"}
     dog.check(states, 59.0)
     with pytest.raises(HarfusionError, match="--timeout 60 s passed; not finished: b, c"):
@@ -462,23 +393,20 @@ def test_watchdog_timeout_names_what_did_not_finish(monkeypatch: pytest.MonkeyPa
 
 def test_wait_gives_up_after_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     stuck = Baseline("c" * 40, None, {}, [Experiment("a", "a" * 40, "queued")])
-    monkeypatch.setattr(sweep, "show", lambda: stuck)
-    monkeypatch.setattr(sweep, "live_workers", lambda: 1)
+    monkeypatch.setattr(runner, "show", lambda: stuck)
+    monkeypatch.setattr(runner, "live_workers", lambda: 1)
     with pytest.raises(HarfusionError, match="not finished: a"):
-        sweep.wait(["a"], poll=0.01, watchdog=sweep.Watchdog(timeout=0.05))
+        runner.wait(["a"], poll=0.01, watchdog=runner.Watchdog(timeout=0.05))
 
 
 def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(sweep, "usable_cores", lambda: 4)
-    assert sweep.default_jobs(13) == 4 and sweep.default_jobs(2) == 2
-    assert sweep.worker_env(2)["OMP_NUM_THREADS"] == "2"
-    assert "OMP_NUM_THREADS" not in sweep.worker_env(1)
+    monkeypatch.setattr(runner, "usable_cores", lambda: 4)
+    assert runner.default_jobs(13) == 4 and runner.default_jobs(2) == 2
+    assert runner.worker_env(2)["OMP_NUM_THREADS"] == "2"
+    assert "OMP_NUM_THREADS" not in runner.worker_env(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert sweep.worker_env(4)["OMP_NUM_THREADS"] == "3"
-
-
-SWEEP = [sys.executable, "-m", "harfusion.sweep"]
+    assert runner.worker_env(4)["OMP_NUM_THREADS"] == "3"
 
 
 def _kill_queue_workers(clone: Path) -> int:
@@ -497,10 +425,11 @@ def _kill_queue_workers(clone: Path) -> int:
 def test_sweep_restarts_queue_workers_that_died(tmp_path: Path) -> None:
     """Workers killed right after `dvc queue start`: the tasks stay queued with no live worker,
     and the sweep's watchdog restarts them instead of polling for ever."""
-    clone = _tiny_clone(tmp_path / "harfusion")
+    clone = tiny_clone(tmp_path / "harfusion")
     sweep_run = subprocess.Popen(
         [
-            *SWEEP,
+            *HARFUSION,
+            "sweep",
             "--only",
             "fusion-early,fusion-late",
             "-j",
@@ -511,7 +440,7 @@ def test_sweep_restarts_queue_workers_that_died(tmp_path: Path) -> None:
             "600",
         ],
         cwd=clone,
-        env=_env(clone),
+        env=env(clone),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -1,6 +1,6 @@
-"""Compare the ablation experiments: `reports/comparison/fusion_comparison.json` and its figures.
+"""Compare the ablation experiments of this commit: `reports/comparison/` (JSON and figures).
 
-    python -m harfusion.comparison [--out reports/comparison]
+    harfusion compare [--out reports/comparison]
 
 Built from `dvc exp show --json` outside the per-run pipeline, so one experiment stays one pipeline
 run. It works on whatever subset has finished: configurations without a successful experiment are
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ import numpy as np
 from harfusion.ablations import Ablations, load_ablations, yaml_value
 from harfusion.atomic import atomic_path
 from harfusion.comparison_plots import metric_panels, missing_modality_comparison, overview
-from harfusion.errors import HarfusionError
 from harfusion.experiments import (
     BASELINE_METRICS,
     LATENCY,
@@ -34,7 +32,7 @@ from harfusion.experiments import (
     show,
 )
 from harfusion.plots import MODALITY_LABELS
-from harfusion.sweep import LOG_DIR
+from harfusion.runner import LOG_DIR
 
 OUT_DIR = Path("reports/comparison")
 JSON_NAME = "fusion_comparison.json"
@@ -263,38 +261,33 @@ def write(comparison: dict[str, Any], out_dir: Path) -> dict[str, str]:
     return figures
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m harfusion.comparison",
-        description="Compare the ablation experiments of this commit into reports/comparison/.",
+def compare(ablations_path: Path, out: Path) -> None:
+    """The comparison of this commit's ablation experiments into `out`: JSON and figures."""
+    ablations = load_ablations(ablations_path)
+    baseline = show()
+    first = next(
+        (e for e in baseline.experiments if ablations.resolve(e.name) and METRICS in e.metrics),
+        None,
     )
-    parser.add_argument("--ablations", type=Path, default=Path("ablations.yaml"))
-    parser.add_argument("--out", type=Path, default=OUT_DIR)
-    args = parser.parse_args(argv)
-    try:
-        ablations = load_ablations(args.ablations)
-        baseline = show()
-        first = next(
-            (e for e in baseline.experiments if ablations.resolve(e.name) and METRICS in e.metrics),
-            None,
-        )
-        text = read_output(SPLIT_SUMMARY, first.rev) if first else None
-        comparison = build(ablations, baseline, json.loads(text) if text else None)
-        for failure in comparison["failed"]:
-            saved = LOG_DIR / f"{failure['name']}.log"  # the sweep's copy, kept with the reports
-            failure["saved_log"] = saved.as_posix() if saved.is_file() else None
-        figures = write(comparison, args.out)
-    except HarfusionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    text = read_output(SPLIT_SUMMARY, first.rev) if first else None
+    comparison = build(ablations, baseline, json.loads(text) if text else None)
+    for failure in comparison["failed"]:
+        saved = LOG_DIR / f"{failure['name']}.log"  # the sweep's copy, kept with the reports
+        failure["saved_log"] = saved.as_posix() if saved.is_file() else None
+    figures = write(comparison, out)
     done, failed = len(comparison["configs"]), len(comparison["failed"])
     print(
         f"comparison: {done} configurations finished, {failed} failed experiments, "
         f"{len(comparison['pending'])} pending, {len(comparison['not_run'])} not run → "
-        f"{args.out / JSON_NAME} and {len(figures)} figures"
+        f"{out / JSON_NAME} and {len(figures)} figures"
     )
+
+
+def add_arguments(parse: argparse.ArgumentParser) -> None:
+    parse.add_argument("--ablations", type=Path, default=Path("ablations.yaml"))
+    parse.add_argument("--out", type=Path, default=OUT_DIR)
+
+
+def run(args: argparse.Namespace) -> int:
+    compare(args.ablations, args.out)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -17,6 +17,9 @@ BASELINE_METRICS = "reports/baseline/metrics.json"
 MISSING_MODALITY = "reports/eval/missing_modality.json"
 LATENCY = "reports/eval/latency.json"
 SPLIT_SUMMARY = "data/splits/summary.json"
+CONFUSION = "reports/eval/confusion.csv"
+BASELINE_CONFUSION = "reports/baseline/confusion.csv"
+BASELINE_WINDOWS = "reports/baseline/windows.json"
 FINAL = frozenset({"success", "failed"})
 
 

@@ -1,7 +1,8 @@
 """Leave-one-subject-out: one DVC experiment per held-out test subject (and seed), validation on
 the next subject, then pooled out-of-fold macro F1 and the mean ± std over folds.
 
-    python -m harfusion.loso [--config fusion-hybrid] [--subjects 101,102,...] [--seeds K] [-j N]
+    harfusion loso [--config fusion-hybrid] [--subjects 101,102,...] [--seeds K] [-j N]
+                   [--shard I/N] [--push]
 
 Shard splits let one subject's other activities into training; only whole held-out subjects say
 how a model does on a person it has never seen, which is what a wearable has to do.
@@ -13,7 +14,6 @@ import argparse
 import csv
 import io
 import json
-import shlex
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -23,29 +23,26 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score
 
+from harfusion import runner
 from harfusion.ablations import Config, Run, check_runs, expand, load_ablations, parse_set
 from harfusion.atomic import write_text
 from harfusion.comparison import summarize
 from harfusion.dat_reader import read_dat
 from harfusion.errors import HarfusionError
-from harfusion.experiments import BASELINE_METRICS, METRICS, Experiment, read_output
+from harfusion.experiments import (
+    BASELINE_CONFUSION,
+    BASELINE_METRICS,
+    BASELINE_WINDOWS,
+    CONFUSION,
+    METRICS,
+    Experiment,
+    read_output,
+)
 from harfusion.pamap2 import RAW_COLUMNS, TRANSIENT_ACTIVITY, activity_name
 from harfusion.params import Params, load_params
 from harfusion.preprocess import find_recordings
-from harfusion.sweep import (
-    LOG_DIR,
-    add_watchdog_options,
-    default_jobs,
-    queue,
-    report_failures,
-    start,
-    wait,
-    watchdog,
-)
+from harfusion.shards import Shard
 
-CONFUSION = "reports/eval/confusion.csv"
-BASELINE_CONFUSION = "reports/baseline/confusion.csv"
-BASELINE_WINDOWS = "reports/baseline/windows.json"
 OUT_DIR = Path("reports/loso")
 MARKDOWN = OUT_DIR / "loso.md"  # the ablation report includes it
 
@@ -388,11 +385,8 @@ def warn_untrainable(params: Params, subjects: list[int]) -> None:
         )
 
 
-def parser() -> argparse.ArgumentParser:
-    parse = argparse.ArgumentParser(
-        prog="python -m harfusion.loso",
-        description="Leave-one-subject-out through DVC's experiment queue.",
-    )
+def add_plan_arguments(parse: argparse.ArgumentParser) -> None:
+    """Which folds: shared by `harfusion loso` and `harfusion gather loso`."""
     parse.add_argument(
         "--config", help="an ablations.yaml configuration (default: params.yaml as it is)"
     )
@@ -401,74 +395,78 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument(
         "--folds", type=int, help="run only the first K folds (a quick check); default: all"
     )
-    parse.add_argument("-j", "--jobs", type=int, help="queue workers (default: one per core)")
     parse.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
     parse.add_argument("--ablations", type=Path, default=Path("ablations.yaml"))
     parse.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parse.add_argument("--poll", type=float, default=10.0)
-    add_watchdog_options(parse)
-    parse.add_argument("--out", type=Path, default=OUT_DIR)
-    parse.add_argument("--dry-run", action="store_true", help="print the DVC commands only")
-    parse.add_argument("--wait-only", action="store_true", help="queue nothing; wait and report")
-    return parse
+    parse.add_argument("--out", type=Path, default=OUT_DIR, help="where loso.json and loso.md go")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        params = load_params(args.params)
-        config = Config("base", "loso", {})
-        if args.config:
-            config = load_ablations(args.ablations).config(args.config) or config
-            if config.name != args.config:
-                raise HarfusionError(f"--config: no configuration {args.config!r} in ablations")
-        chosen = [int(s) for s in args.subjects.split(",")] if args.subjects else None
-        subjects = subjects_of(params, chosen)
-        runs = folds(config, subjects, args.seeds, parse_set(args.set))
-        if args.folds is not None:
-            if not 1 <= args.folds <= len(subjects):
-                raise HarfusionError(f"--folds: between 1 and {len(subjects)}, got {args.folds}")
-            runs = runs[: args.folds * args.seeds]  # folds() lists a fold's seeds together
-        planned = check_runs(runs, args.params)[0]
-        warn_untrainable(planned, subjects)
-        jobs = args.jobs if args.jobs is not None else default_jobs(len(runs))
-        if jobs < 1:
-            raise HarfusionError(f"-j must be at least 1, got {jobs}")
-        if args.dry_run:
-            for run in runs:
-                print(shlex.join(["dvc", "exp", "run", "--queue", "-n", run.name, *run.set_args()]))
-            return 0
-        if not args.wait_only:
-            queue(runs)
-            start(jobs)
-        names = [run.name for run in runs]
-        finished = wait(names, args.poll, watchdog(args, jobs))
-        failures = report_failures(names, finished, LOG_DIR)
-        outputs = {
-            name: out
-            for name, exp in finished.items()
-            if exp.state == "success" and (out := read_fold(exp.rev)) is not None
-        }
-        summary = summarize_folds(runs, finished, outputs)
-        ran = next(finished[r["experiment"]] for r in summary["folds"]).params
-        ran_with = Params.model_validate(ran) if ran else planned
-        summary["protocol"] = {
-            "data_source": data_source(ran_with),
-            "raw_dir": ran_with.data.raw_dir,
-            "test_subjects": subjects,
-            "seeds": args.seeds,
-            "config": config.name,
-            "overrides": config.overrides | parse_set(args.set),
-        }
-        text = markdown(summary, config, ran_with, args.seeds)
-        write_text(args.out / "loso.json", json.dumps(summary, indent=2) + "\n")
-        write_text(args.out / MARKDOWN.name, text)
-        print(text)
-        return 1 if failures else 0
-    except HarfusionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+@dataclass(frozen=True)
+class Plan:
+    config: Config
+    subjects: list[int]
+    runs: list[Run]
+    params: Params  # as the first fold will run, -S overrides included
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def plan(args: argparse.Namespace) -> Plan:
+    """The folds the options name, their params validated before anything is queued."""
+    params = load_params(args.params)
+    config = Config("base", "loso", {})
+    if args.config:
+        config = load_ablations(args.ablations).config(args.config) or config
+        if config.name != args.config:
+            raise HarfusionError(f"--config: no configuration {args.config!r} in ablations")
+    chosen = [int(s) for s in args.subjects.split(",")] if args.subjects else None
+    subjects = subjects_of(params, chosen)
+    runs = folds(config, subjects, args.seeds, parse_set(args.set))
+    if args.folds is not None:
+        if not 1 <= args.folds <= len(subjects):
+            raise HarfusionError(f"--folds: between 1 and {len(subjects)}, got {args.folds}")
+        runs = runs[: args.folds * args.seeds]  # folds() lists a fold's seeds together
+    return Plan(config, subjects, runs, check_runs(runs, args.params)[0])
+
+
+def write_summary(args: argparse.Namespace, planned: Plan, finished: dict[str, Experiment]) -> None:
+    """Write loso.json and loso.md from the finished folds' experiments and print the table."""
+    outputs = {
+        name: out
+        for name, exp in finished.items()
+        if exp.state == "success" and (out := read_fold(exp.rev)) is not None
+    }
+    summary = summarize_folds(planned.runs, finished, outputs)
+    ran = next(finished[r["experiment"]] for r in summary["folds"]).params
+    ran_with = Params.model_validate(ran) if ran else planned.params
+    summary["protocol"] = {
+        "data_source": data_source(ran_with),
+        "raw_dir": ran_with.data.raw_dir,
+        "test_subjects": planned.subjects,
+        "seeds": args.seeds,
+        "config": planned.config.name,
+        "overrides": planned.config.overrides | parse_set(args.set),
+    }
+    text = markdown(summary, planned.config, ran_with, args.seeds)
+    write_text(args.out / "loso.json", json.dumps(summary, indent=2) + "\n")
+    write_text(args.out / MARKDOWN.name, text)
+    print(text)
+
+
+def add_arguments(parse: argparse.ArgumentParser) -> None:
+    add_plan_arguments(parse)
+    runner.add_arguments(parse)
+
+
+def run(args: argparse.Namespace) -> int:
+    planned = plan(args)
+    warn_untrainable(planned.params, planned.subjects)
+    outcome = runner.execute(planned.runs, args)
+    if outcome is None:
+        return 0
+    if args.shard and Shard.parse(args.shard).count > 1:
+        print(
+            f"loso: shard {args.shard} done; once every shard has pushed, `harfusion gather loso` "
+            "with this command's other options summarizes all folds"
+        )
+    else:
+        write_summary(args, planned, outcome.finished)
+    return 1 if outcome.failed else 0

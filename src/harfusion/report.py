@@ -1,6 +1,6 @@
 """`reports/report.md`: the ablation results as a CML-style markdown report.
 
-    python -m harfusion.report [--comparison reports/comparison] [--out reports/report.md]
+    harfusion report [--comparison reports/comparison] [--out reports/report.md]
 
 The protocol comes first (what ran on which data), then a summary of `fusion_comparison.json`, the
 comparison figures as relative image links (`cml comment create` uploads them), and DVC's own
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +180,7 @@ def render(
     tables: dict[str, str],
     loso: str | None = None,
 ) -> str:
-    """The report; `loso` is `python -m harfusion.loso`'s markdown, one heading level down."""
+    """The report; `loso` is `harfusion loso`'s markdown, one heading level down."""
     lines = ["# Ablation report", "", "## Protocol", "", *protocol_lines(comparison), ""]
     lines += ["## Results", ""]
     if comparison["configs"]:
@@ -207,32 +206,25 @@ def render(
     return "\n".join(lines).rstrip() + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m harfusion.report",
-        description="Write the markdown ablation report from reports/comparison/.",
-    )
-    parser.add_argument("--comparison", type=Path, default=OUT_DIR)
-    parser.add_argument("--out", type=Path, default=REPORT)
-    parser.add_argument("--loso", type=Path, default=LOSO_MARKDOWN, help="included when it exists")
-    args = parser.parse_args(argv)
-    path = args.comparison / JSON_NAME
+def write_report(comparison_dir: Path, out: Path, loso: Path) -> None:
+    """`out` from `comparison_dir`'s JSON and figures, with `loso`'s markdown when it exists."""
+    path = comparison_dir / JSON_NAME
     try:
-        try:
-            comparison = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise HarfusionError(
-                f"{path}: not found; run `python -m harfusion.comparison`"
-            ) from None
-        tables = dvc_tables(comparison) if comparison["configs"] else {}
-        folds = args.loso.read_text() if args.loso.exists() else None
-        write_text(args.out, render(comparison, args.comparison, args.out, tables, folds))
-    except HarfusionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"report: {args.out}")
+        comparison = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise HarfusionError(f"{path}: not found; run `harfusion compare`") from None
+    tables = dvc_tables(comparison) if comparison["configs"] else {}
+    folds = loso.read_text() if loso.exists() else None
+    write_text(out, render(comparison, comparison_dir, out, tables, folds))
+    print(f"report: {out}")
+
+
+def add_arguments(parse: argparse.ArgumentParser) -> None:
+    parse.add_argument("--comparison", type=Path, default=OUT_DIR)
+    parse.add_argument("--out", type=Path, default=REPORT)
+    parse.add_argument("--loso", type=Path, default=LOSO_MARKDOWN, help="included when it exists")
+
+
+def run(args: argparse.Namespace) -> int:
+    write_report(args.comparison, args.out, args.loso)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""Committed clones of the working tree with tiny params, where the `harfusion` command runs DVC's
+experiment queue for real; and the one swept clone the sweep and scale-out tests share."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_pipeline import SMOKE, _merge
+
+ROOT = Path(__file__).resolve().parents[1]
+E2E = ["fusion-early", "fusion-hybrid", "single-heart_rate"]
+BROKEN = {"title": "Broken", "axis": "x", "configs": {"chunk-huge": {"chunk_size": 100000}}}
+HARFUSION = [sys.executable, "-m", "harfusion"]
+
+
+def copy_working_tree(clone: Path) -> None:
+    """Bring uncommitted source changes into the clone, so the test checks the code as it is.
+    DVC outputs (data/, models/, reports/) stay out; on a clean checkout this changes nothing."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if name.split("/")[0] in {"data", "models", "reports"} or not source.is_file():
+            continue
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, clone / name)
+
+
+def harfusion(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`harfusion ...` in the clone with this test's interpreter (building the clone its own venv
+    with `uv run`, as test_pipeline.py does, would add a minute or two)."""
+    return subprocess.run(
+        [*HARFUSION, *args],
+        cwd=clone,
+        env=env(clone),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def tiny_clone(target: Path, ablations_extra: dict | None = None) -> Path:
+    """A clone of the working tree with SMOKE params, committed (DVC's queue needs a commit)."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
+    copy_working_tree(target)
+    params = yaml.safe_load((target / "params.yaml").read_text())
+    (target / "params.yaml").write_text(yaml.safe_dump(_merge(params, SMOKE), sort_keys=False))
+    if ablations_extra:
+        ablations = yaml.safe_load((target / "ablations.yaml").read_text())
+        ablations["groups"] |= ablations_extra
+        (target / "ablations.yaml").write_text(yaml.safe_dump(ablations, sort_keys=False))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "-A"], cwd=target, check=True)
+    subprocess.run([*git, "commit", "-qm", "tiny"], cwd=target, check=True)
+    return target
+
+
+def env(clone: Path) -> dict[str, str]:
+    """The clone's source, and this venv first on PATH: the queue workers' stages run `python`."""
+    return os.environ | {
+        "PYTHONPATH": str(clone / "src"),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+    }
+
+
+@pytest.fixture(scope="session")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A clone with tiny params where the sweep ran three configurations and a broken one, on one
+    machine, then the comparison and the report."""
+    clone = tiny_clone(tmp_path_factory.mktemp("sweep") / "harfusion", {"broken": BROKEN})
+    only = ",".join([*E2E, "broken"])
+    result = harfusion(clone, "sweep", "--only", only, "-j", "1", "--poll", "5")
+    for command in ("compare", "report"):
+        done = harfusion(clone, command)
+        assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+    return clone, result
