@@ -20,6 +20,7 @@ import pytest
 import torch
 import yaml
 
+from harfusion.layout import TEMPORARIES
 from harfusion.training import RESUME_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,6 +89,7 @@ def smoke_clone(target: Path, repro: bool = True) -> Path:
         return target
     first = run(target, SETUP[0])
     assert ran_stages(first) == [
+        "tidy",
         "check_params",
         "synthesize",
         "preprocess",
@@ -166,14 +168,14 @@ def _reap(group: int, timeout: float = 60.0) -> None:
     raise AssertionError(f"process group {group} still has members {timeout:g} s after SIGKILL")
 
 
-def _kill_during(clone: Path, stage: str, busy: Callable[[], bool]) -> None:
+def _kill_during(clone: Path, stage: str, busy: Callable[[], bool], *repro_args: str) -> None:
     """Start `uv run dvc repro`; SIGKILL all its processes once `stage` runs and `busy()` says it
     is mid-work, and return only when every one of them is gone, as a user's shell reaps them."""
     assert UV is not None
     log = clone.parent / f"{stage}-killed.log"
     with _subreaper(), log.open("w") as out:
         child = subprocess.Popen(
-            [UV, "run", "dvc", "repro"],
+            [UV, "run", "dvc", "repro", *repro_args],
             cwd=clone,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -192,8 +194,9 @@ def _kill_during(clone: Path, stage: str, busy: Callable[[], bool]) -> None:
 def test_killed_stages_rerun_to_the_uninterrupted_result(clone: Path, tmp_path: Path) -> None:
     """SIGKILL mid-preprocess and mid-train, then `dvc repro`: the same bytes as `clone`."""
     other = smoke_clone(tmp_path / "harfusion", repro=False)
-    # preprocess writes its shards into a hidden temporary beside data/processed
-    _kill_during(other, "preprocess", lambda: any((other / "data").glob(".processed.*.tmp/*")))
+    # preprocess writes its shards into a temporary in the project's temporaries folder
+    building = other / TEMPORARIES
+    _kill_during(other, "preprocess", lambda: any(building.glob(".data%processed.*.tmp/*")))
     processed = other / "data" / "processed"
     if processed.exists():  # renamed into place whole, or not there at all
         index = json.loads((processed / "shards.json").read_text())
@@ -205,9 +208,23 @@ def test_killed_stages_rerun_to_the_uninterrupted_result(clone: Path, tmp_path: 
     assert "train" in ran_stages(result)
     for name in DETERMINISTIC:
         assert (other / name).read_bytes() == (clone / name).read_bytes(), name
+    assert not (other / RESUME_DIR).exists()  # the rerun's training cleared the killed one's
+    # Killed while rerunning a stage its run-cache holds (`repro -f`, an interrupted `exp run`):
+    # the next repro restores that stage without running it, and `tidy` clears the litter.
+    _kill_during(
+        other,
+        "preprocess",
+        lambda: any(building.glob(".data%processed.*.tmp/*")),
+        "--force",
+        "--single-item",
+        "preprocess",
+    )
+    result = run(other, "uv run dvc repro")
+    assert ran_stages(result) == ["tidy"]
+    assert "Stage 'preprocess' is cached" in result.stdout + result.stderr
+    assert sorted(p.name for p in building.iterdir()) == [".gitignore"]
     leftovers = [p for p in other.rglob(".*.tmp") if ".venv" not in p.parts]
     assert not leftovers, leftovers
-    assert not (other / RESUME_DIR).exists()  # the rerun's training cleared the killed one's
 
 
 def test_repro_outputs(clone: Path) -> None:
