@@ -3,6 +3,7 @@ experiment queue for real; and the one swept clone the sweep and scale-out tests
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -20,9 +21,11 @@ BROKEN = {"title": "Broken", "axis": "x", "configs": {"chunk-huge": {"chunk_size
 HARFUSION = [sys.executable, "-m", "harfusion"]
 
 
-def copy_working_tree(clone: Path) -> None:
-    """Bring uncommitted source changes into the clone, so the test checks the code as it is.
-    DVC outputs (data/, models/, reports/) stay out; on a clean checkout this changes nothing."""
+@functools.cache
+def _working_tree() -> dict[str, tuple[bytes, int]]:
+    """The working tree's files (uncommitted changes included; DVC outputs under data/, models/
+    and reports/ left out) as they are when the session first needs them, with their modes: every
+    clone of one session gets the same code, even while someone edits the tree meanwhile."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT,
@@ -30,12 +33,21 @@ def copy_working_tree(clone: Path) -> None:
         text=True,
         check=True,
     ).stdout
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if name.split("/")[0] in {"data", "models", "reports"} or not source.is_file():
-            continue
+    return {
+        name: (source.read_bytes(), source.stat().st_mode)
+        for name in filter(None, listed.split("\0"))
+        if name.split("/")[0] not in {"data", "models", "reports"}
+        and (source := ROOT / name).is_file()
+    }
+
+
+def copy_working_tree(clone: Path) -> None:
+    """Bring uncommitted source changes into the clone, so the test checks the code as it is;
+    on a clean checkout this changes nothing."""
+    for name, (content, mode) in _working_tree().items():
         (clone / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, clone / name)
+        (clone / name).write_bytes(content)
+        (clone / name).chmod(mode)
 
 
 def harfusion(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:

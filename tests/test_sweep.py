@@ -16,7 +16,7 @@ import psutil
 import pytest
 import yaml
 
-from harfusion import runner
+from harfusion import experiments, runner
 from harfusion.ablations import check_runs, expand, load_ablations, parse_set
 from harfusion.command import main as harfusion
 from harfusion.comparison import build, write
@@ -282,6 +282,25 @@ def test_exp_show_json_states_and_logs() -> None:
     assert baseline.name == "main" and baseline.params == {"seed": 42}
     (exp,) = baseline.experiments
     assert (exp.state, exp.log, exp.params) == ("failed", "/l/x.out", {"chunk_size": 100000})
+
+
+def test_a_hung_exp_show_is_asked_again(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`dvc exp show` once hung for minutes on a lock while a worker removed its workspace."""
+    payload = [{"rev": "a" * 40, "name": "main", "data": {}, "experiments": []}]
+    answers = [subprocess.TimeoutExpired(["dvc"], 1.0), json.dumps(payload)]
+
+    def fake_dvc(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        assert args == ("exp", "show", "--json") and timeout == 1.0
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return subprocess.CompletedProcess(args, 0, answer, "")
+
+    monkeypatch.setattr(experiments, "dvc", fake_dvc)
+    assert experiments.show(pause=0.0, timeout=1.0).rev == "a" * 40
+    assert "gave no answer within 1 s" in capsys.readouterr().err
 
 
 # --- end to end: the real DVC queue on a fresh clone ------------------------------------------

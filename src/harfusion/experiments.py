@@ -21,6 +21,7 @@ CONFUSION = "reports/eval/confusion.csv"
 BASELINE_CONFUSION = "reports/baseline/confusion.csv"
 BASELINE_WINDOWS = "reports/baseline/windows.json"
 FINAL = frozenset({"success", "failed"})
+SHOW_TIMEOUT = 120.0  # seconds; a healthy `dvc exp show` answers in a few
 
 
 def dvc(*args: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -99,16 +100,25 @@ def parse_show(payload: list[dict[str, Any]]) -> Baseline:
     )
 
 
-def show(attempts: int = 5, pause: float = 3.0) -> Baseline:
+def _show_once(timeout: float) -> Baseline:
+    try:
+        out = dvc("exp", "show", "--json", timeout=timeout).stdout
+    except subprocess.TimeoutExpired:  # subprocess.run has killed it
+        raise HarfusionError(f"`dvc exp show` gave no answer within {timeout:g} s") from None
+    return parse_show(json.loads(out))
+
+
+def show(attempts: int = 5, pause: float = 3.0, timeout: float = SHOW_TIMEOUT) -> Baseline:
     """This commit's experiments. While queue workers run, `exp show` now and then trips over a
-    temporary workspace that a worker is creating or removing; asking again a moment later works."""
+    temporary workspace that a worker is creating or removing (an error, or a hang: seen waiting
+    on a lock for minutes); asking again a moment later works."""
     for _ in range(attempts - 1):
         try:
-            return parse_show(json.loads(dvc("exp", "show", "--json").stdout))
+            return _show_once(timeout)
         except HarfusionError as exc:
             print(f"retrying `dvc exp show` after: {exc}", file=sys.stderr, flush=True)
             time.sleep(pause)
-    return parse_show(json.loads(dvc("exp", "show", "--json").stdout))
+    return _show_once(timeout)
 
 
 def read_output(path: str, rev: str) -> str | None:
