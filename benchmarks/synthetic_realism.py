@@ -252,6 +252,8 @@ def loso_f1(
         truth.append(test_y)
         for key, index in selected.items():
             forest = make_estimator(baseline, params.seed).fit(train_f[:, index], train_y)
+            if "n_jobs" in forest.get_params():  # threads would add the votes in any order
+                forest.set_params(n_jobs=1)
             predicted[key].append(forest.predict(test_f[:, index]))
     y = np.concatenate(truth)
     return {

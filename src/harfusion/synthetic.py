@@ -11,6 +11,15 @@ Nordic walking in the hand, car driving / sitting in whole-body vibration; heart
 intensity that separates vacuuming from ironing or Nordic from plain walking when a limb sensor is
 missing), so single-modality models lose to fusion without any class being trivial.
 
+It must also be about as hard as real recordings, or conclusions drawn on it would not hold on
+people. The body carries the limbs (the wrist moves with the trunk and swings about the shoulder,
+so a running arm feels the swing's tangential and centripetal acceleration), sensors sit
+differently on everyone (tilted, sometimes turned over), and each subject does each activity in
+their own way: vigour per limb, cadence, how a limb is held, the shape of their gait, a double
+bounce or a boxer's skip over the rope. Amplitudes, sensor noise and heart-rate levels were
+calibrated against real PAMAP2 recordings with `benchmarks/synthetic_realism.py`, which prints
+how close the default set comes.
+
 Every random draw comes from a generator seeded with `(seed, subject, ...)`, so a subject's files
 do not depend on which other subjects are generated (except in the rare case where an activity
 would fall below three subjects and is given back to one that had dropped it).
@@ -52,6 +61,28 @@ PROTOCOL_ORDER = (1, 2, 3, 17, 16, 12, 13, 4, 7, 6, 5, 24)
 OPTIONAL_ORDER = (9, 10, 11, 18, 19, 20)
 MIN_SUBJECTS_PER_ACTIVITY = 3
 _PI = np.pi
+# The body carries the limbs: the wrist moves with the shoulder, sharp shocks softened by the
+# shoulder and elbow (a moving average over this long), and swings about it, so it also feels the
+# swing's tangential and centripetal acceleration.
+ARM_DAMPING_S = 0.06
+# How sensors sit on people: a tilt of up to this many degrees per sensor, and the chance that a
+# limb sensor is strapped on turned over (180° about the limb; real subject 108's hand and ankle).
+MOUNT_DEG = ((10.0, 75.0), (4.0, 22.0), (4.0, 16.0))
+MOUNT_FLIP_P = (0.4, 0.0, 0.1)
+# How differently people hold a limb while doing the same thing (sd of pitch, roll, yaw offsets in
+# degrees, per sensor), and how their cadence differs from activity to activity (log-sd).
+POSE_SD_DEG = (35.0, 8.0, 8.0)
+CADENCE_STYLE = 0.08
+# Everyone's gait has its own shape (gait is a biometric): per subject and activity each harmonic
+# of a segment's rotation gets its own amplitude (log-sd) and phase offset (sd, rad). Rotations
+# only: they reshape what each axis sees without changing the size of the acceleration.
+SHAPE_AMP_SD = 0.3
+SHAPE_PHASE_SD = 1.0
+MAX_TERMS = 32  # drawn for every activity whatever its rhythms hold, so draws stay aligned
+# White noise per sensor, measured on real PAMAP2 at rest (hand, chest, ankle).
+ACC_NOISE = (0.12, 0.10, 0.2)  # m/s²
+GYRO_NOISE = 0.025  # rad/s
+MAG_NOISE = 0.35  # µT
 
 
 # --- Motion model vocabulary ---------------------------------------------------------------
@@ -111,7 +142,15 @@ class Profile:
 
     intensity: float  # fraction of the heart-rate reserve
     posture: tuple[tuple[float, float, float], ...]  # per sensor: pitch, roll, yaw (degrees)
-    jitter_deg: float = 4.0  # posture varies between bouts and subjects
+    # Log-sd between subjects of how vigorously they do it, overall or per sensor.
+    style: float | tuple[float, float, float] = 0.15
+    arm: float = 0.5  # m from the pivot of the hand's rotations to the wrist (shoulder: 0.5)
+    carry: float = 1.0  # how much of the trunk's acceleration reaches the wrist
+    # Per sensor, the chance that a subject moves that limb at half the rhythm's rate (rope
+    # jumping: a double bounce per turn of the rope, or one foot per jump).
+    halves: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    vigour: float = 0.25  # log-sd of the effort, wandering over seconds within a bout
+    jitter_deg: float = 4.0  # posture varies between bouts (and between subjects: POSE_SD_DEG)
     sway: float = 0.02  # rad, postural sway (~1 Hz)
     drift: float = 0.08  # rad, slow posture shifts (~0.1 Hz)
     rhythms: tuple[Rhythm, ...] = ()
@@ -132,8 +171,13 @@ def _walk(
     lift_phase: float = 0.0,
     shape: float = 0.0,
     pole: float = 0.0,
+    shank: float | None = None,
 ) -> tuple[tuple[Term, ...], tuple[Impact, ...]]:
-    """Terms of one gait cycle (a stride = two steps); the knobs are what activities vary."""
+    """Terms of one gait cycle (a stride = two steps); the knobs are what activities vary.
+
+    `ankle` scales the foot's linear motion and `shank` its rotation (default: the same).
+    """
+    shank = ankle if shank is None else shank
     terms = (
         Term(CHEST, False, UP, 2, 2.0 * chest),
         Term(CHEST, False, FWD, 2, 1.0 * chest, 1.2),
@@ -144,9 +188,9 @@ def _walk(
         Term(HAND, True, ROLL, 1, 0.2 * swing, 0.5),
         Term(HAND, False, FWD, 1, 1.5 * hand),
         Term(HAND, False, UP, 2, 0.9 * hand),
-        Term(ANKLE, True, PITCH, 1, 0.5 * ankle),
-        Term(ANKLE, True, PITCH, 2, 0.15 * ankle, 0.8 + shape),
-        Term(ANKLE, True, PITCH, 3, 0.06 * ankle, 1.5 - shape),
+        Term(ANKLE, True, PITCH, 1, 0.5 * shank),
+        Term(ANKLE, True, PITCH, 2, 0.15 * shank, 0.8 + shape),
+        Term(ANKLE, True, PITCH, 3, 0.06 * shank, 1.5 - shape),
         Term(ANKLE, False, FWD, 1, 4.0 * ankle),
         Term(ANKLE, False, FWD, 2, 2.0 * ankle, shape),
         Term(ANKLE, False, UP, 2, 3.0 * ankle, 0.5),
@@ -193,6 +237,10 @@ def _posture(
 
 _BREATH = Rhythm(0.25, (_t(CHEST, True, PITCH, 0.012), _t(CHEST, False, FWD, 0.05)), cadence=False)
 _GESTURES = Burst(HAND, 0.1, 2.5, 1.0, 0.3, 0.7)
+# The arms do more than swing with the legs: a hand on the rail, wiping the face, regripping;
+# more often in vigorous exercise (sweat, hair, a glance at the watch).
+_ARM_ASIDE = Burst(HAND, 0.15, 3.0, 0.8, 0.2, 0.5)
+_ARM_BUSY = Burst(HAND, 0.3, 3.0, 0.8, 0.3, 1.0)
 _SHIFT_FEET = Burst(ANKLE, 0.04, 2.0, 0.6, 0.06, 0.25)
 _SLOW_WALK = _walk(chest=0.6, hand=0.5, swing=0.2, ankle=0.7, heel=9.0)
 
@@ -203,6 +251,7 @@ PROFILES: dict[int, Profile] = {
         rhythms=(_rhythm(0.8, _SLOW_WALK, duty=0.5, bout_s=3.0),),
         bursts=(_GESTURES,),
         turn=0.3,
+        arm=0.4,
     ),
     1: Profile(
         0.03,
@@ -212,6 +261,7 @@ PROFILES: dict[int, Profile] = {
         drift=0.1,
         rhythms=(_BREATH,),
         bursts=(Burst(HAND, 0.03, 2.0, 0.8, 0.2, 0.3),),
+        arm=0.2,
     ),
     2: Profile(
         0.07,
@@ -219,7 +269,8 @@ PROFILES: dict[int, Profile] = {
         sway=0.015,
         drift=0.12,
         rhythms=(_BREATH,),
-        bursts=(Burst(HAND, 0.3, 2.5, 1.0, 0.4, 1.0), _SHIFT_FEET),
+        bursts=(Burst(HAND, 0.3, 2.5, 1.0, 0.2, 0.5), _SHIFT_FEET),
+        arm=0.2,
     ),
     3: Profile(
         0.12,
@@ -227,6 +278,7 @@ PROFILES: dict[int, Profile] = {
         sway=0.025,
         rhythms=(_BREATH,),
         bursts=(_GESTURES, _SHIFT_FEET),
+        arm=0.3,
     ),
     4: Profile(0.30, STAND, rhythms=(_rhythm(0.9, _walk()),), turn=0.1),
     5: Profile(
@@ -234,11 +286,22 @@ PROFILES: dict[int, Profile] = {
         _posture(STAND, hand=(-60.0, 0.0, 0.0), chest=(8.0, 0.0, 0.0)),
         rhythms=(
             _rhythm(
-                1.4,
-                _walk(chest=3.5, hand=3.5, swing=0.5, ankle=2.6, heel=62.0, heel_width=0.022),
+                1.3,
+                _walk(
+                    chest=3.1,
+                    hand=13.0,
+                    swing=0.8,
+                    ankle=3.0,
+                    shank=1.4,
+                    heel=80.0,
+                    heel_width=0.022,
+                ),
             ),
         ),
+        bursts=(_ARM_BUSY,),
         turn=0.1,
+        style=(0.05, 0.2, 0.0),
+        vigour=0.2,
     ),
     6: Profile(
         0.45,
@@ -259,6 +322,7 @@ PROFILES: dict[int, Profile] = {
         ),
         vibration=(0.3, 0.4, 0.4),
         turn=0.08,
+        arm=0.3,
     ),
     7: Profile(
         0.45,
@@ -267,28 +331,46 @@ PROFILES: dict[int, Profile] = {
         turn=0.1,
     ),
     12: Profile(
-        0.52,
+        0.70,
         _posture(STAND, chest=(8.0, 0.0, 0.0)),
         rhythms=(
             _rhythm(
-                0.75,
+                0.8,
                 _walk(
-                    chest=1.2, swing=0.2, ankle=1.3, heel=8.0, heel_width=0.05, lift=5.0, shape=2.0
+                    chest=2.1,
+                    hand=0.6,
+                    swing=0.45,
+                    ankle=2.0,
+                    shank=1.3,
+                    heel=28.0,
+                    heel_width=0.05,
+                    lift=5.0,
+                    shape=2.0,
                 ),
+                duty=0.85,  # a pause on each landing
+                bout_s=8.0,
             ),
         ),
-        turn=0.2,
+        bursts=(_ARM_ASIDE,),
+        turn=0.8,  # round the landings
+        style=(0.12, 0.15, 0.25),  # step height and how one climbs differ most
     ),
     13: Profile(
-        0.40,
+        0.56,
         STAND,
         rhythms=(
             _rhythm(
-                0.85,
-                _walk(chest=1.3, swing=0.2, ankle=0.8, heel=25.0, lift=3.0, lift_phase=_PI),
+                1.0,
+                _walk(
+                    chest=2.2, hand=0.1, swing=0.2, ankle=1.0, heel=35.0, lift=3.0, lift_phase=_PI
+                ),
+                duty=0.85,
+                bout_s=8.0,
             ),
         ),
-        turn=0.2,
+        bursts=(_ARM_ASIDE,),
+        turn=0.8,
+        style=(0.08, 0.12, 0.2),
     ),
     16: Profile(
         0.36,
@@ -310,6 +392,7 @@ PROFILES: dict[int, Profile] = {
             _rhythm(0.75, _SLOW_WALK, duty=0.35, bout_s=3.0),
         ),
         turn=0.4,
+        arm=0.4,
     ),
     17: Profile(
         0.12,
@@ -331,34 +414,42 @@ PROFILES: dict[int, Profile] = {
             ),
         ),
         bursts=(Burst(HAND, 0.05, 3.0, 1.0, 0.4, 0.8), _SHIFT_FEET),
+        arm=0.3,
     ),
     24: Profile(
-        0.78,
+        0.80,
         _posture(STAND, hand=(-45.0, 0.0, 30.0), chest=(5.0, 0.0, 0.0)),
         rhythms=(
             Rhythm(
-                2.2,
+                2.4,
                 (
-                    _t(CHEST, False, UP, 10.0),
+                    _t(CHEST, False, UP, 15.0),
                     _t(CHEST, False, UP, 4.0, 2),
-                    _t(CHEST, True, PITCH, 0.06),
-                    _t(CHEST, True, ROLL, 0.03, 1, 1.0),
-                    _t(HAND, True, ROLL, 0.6),
-                    _t(HAND, True, PITCH, 0.3, 1, _PI / 2),
-                    _t(HAND, False, UP, 8.0),
-                    _t(HAND, False, FWD, 8.0, 1, _PI / 2),
+                    _t(CHEST, True, PITCH, 0.1),
+                    _t(CHEST, True, ROLL, 0.05, 1, 1.0),
+                    _t(CHEST, False, LAT, 1.5, 0.5),  # weight shifting from side to side
+                    _t(CHEST, True, ROLL, 0.04, 0.5),
+                    _t(HAND, True, ROLL, 0.2),
+                    _t(HAND, True, PITCH, 0.15, 1, _PI / 2),
+                    _t(HAND, False, UP, 2.0),
+                    _t(HAND, False, FWD, 2.0, 1, _PI / 2),
                     _t(ANKLE, False, UP, 12.0),
                     _t(ANKLE, True, PITCH, 0.25),
                 ),
                 (
                     Impact(ANKLE, 1, 68.0, 0.02, (0.1, 0.0, 1.0)),
-                    Impact(CHEST, 1, 25.0, 0.03, (0.0, 0.0, 1.0)),
-                    Impact(HAND, 1, 15.0, 0.03, (0.0, 0.0, 1.0)),
+                    Impact(CHEST, 1, 40.0, 0.03, (0.0, 0.0, 1.0)),
                 ),
-                duty=0.9,
-                bout_s=20.0,
+                duty=0.95,  # a stop now and then, when the rope catches
+                bout_s=30.0,
             ),
         ),
+        bursts=(_ARM_BUSY,),
+        arm=0.3,  # the forearms turn the rope; the arms stay by the body, elbows bent
+        carry=0.6,
+        halves=(0.6, 0.0, 0.4),  # a double bounce per turn of the rope; the boxer's skip
+        vigour=0.12,  # the rope keeps the pace
+        style=(0.15, 0.18, 0.0),  # the rope sets the jump; people differ in the arms
     ),
     9: Profile(
         0.04,
@@ -367,6 +458,7 @@ PROFILES: dict[int, Profile] = {
         drift=0.12,
         rhythms=(_BREATH,),
         bursts=(Burst(HAND, 0.03, 1.0, 2.0, 0.1, 0.3), _SHIFT_FEET),
+        arm=0.2,
     ),
     10: Profile(
         0.07,
@@ -379,6 +471,7 @@ PROFILES: dict[int, Profile] = {
             Burst(HAND, 0.1, 3.0, 1.5, 0.15, 0.6),  # the mouse
             _SHIFT_FEET,
         ),
+        arm=0.1,  # typing and the mouse: the wrist barely leaves the desk
     ),
     11: Profile(
         0.12,
@@ -389,6 +482,7 @@ PROFILES: dict[int, Profile] = {
         vibration=(0.35, 0.7, 0.15),
         body_lin=0.8,
         turn=0.12,
+        arm=0.25,
     ),
     18: Profile(
         0.15,
@@ -396,6 +490,7 @@ PROFILES: dict[int, Profile] = {
         rhythms=(_rhythm(0.8, _SLOW_WALK, duty=0.1, bout_s=2.0),),
         bursts=(Burst(HAND, 0.3, 3.0, 1.2, 0.5, 1.5), Burst(CHEST, 0.1, 2.0, 0.6, 0.1, 0.4)),
         turn=0.2,
+        arm=0.3,
     ),
     19: Profile(
         0.30,
@@ -415,6 +510,7 @@ PROFILES: dict[int, Profile] = {
         ),
         bursts=(Burst(CHEST, 0.05, 3.0, 0.3, 0.4, 0.5),),
         turn=0.3,
+        arm=0.4,
     ),
     20: Profile(
         0.65,
@@ -422,7 +518,15 @@ PROFILES: dict[int, Profile] = {
         rhythms=(
             _rhythm(
                 1.3,
-                _walk(chest=3.0, hand=3.0, swing=0.45, ankle=2.3, heel=50.0, heel_width=0.022),
+                _walk(
+                    chest=3.0,
+                    hand=10.0,
+                    swing=0.7,
+                    ankle=2.8,
+                    shank=1.3,
+                    heel=70.0,
+                    heel_width=0.022,
+                ),
                 duty=0.5,
                 bout_s=5.0,
             ),
@@ -504,6 +608,29 @@ def _rotate(v: np.ndarray, theta: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Style:
+    """How one subject does one activity."""
+
+    amp: np.ndarray  # (3,) vigour per sensor
+    cadence: float
+    pose: np.ndarray  # (3, 3) degrees added to the activity's posture per sensor
+    halves: np.ndarray  # (3,) bool: the limb moves at half the rhythm's rate
+    shape_amp: np.ndarray  # (MAX_TERMS,) factor per term of a rhythm
+    shape_phase: np.ndarray  # (MAX_TERMS,) rad per term of a rhythm
+
+
+def _style(rng: np.random.Generator, profile: Profile) -> Style:
+    return Style(
+        amp=np.exp(np.asarray(profile.style) * rng.standard_normal(3)),
+        cadence=float(np.exp(CADENCE_STYLE * rng.standard_normal())),
+        pose=rng.normal(0.0, 1.0, (3, 3)) * np.array(POSE_SD_DEG)[:, None],
+        halves=rng.random(3) < np.asarray(profile.halves),
+        shape_amp=np.exp(SHAPE_AMP_SD * rng.standard_normal(MAX_TERMS)),
+        shape_phase=SHAPE_PHASE_SD * rng.standard_normal(MAX_TERMS),
+    )
+
+
+@dataclass(frozen=True)
 class Traits:
     """What stays fixed for one subject: physique, fitness and how the sensors were strapped on."""
 
@@ -515,6 +642,7 @@ class Traits:
     tau_up: float
     tau_down: float
     mount: np.ndarray  # (3, 3, 3): per sensor, segment → sensor rotation
+    style: dict[int, Style]  # per activity
     hard_iron: np.ndarray  # (3, 3) µT
     gyro_bias: np.ndarray  # (3, 3) rad/s
     acc6_scale: np.ndarray  # (3, 3)
@@ -523,20 +651,28 @@ class Traits:
     temp_rise: np.ndarray  # (3,) °C
 
 
+def _mount(rng: np.random.Generator, sensor: int) -> np.ndarray:
+    low, high = MOUNT_DEG[sensor]
+    tilt = _rotation(rng.standard_normal(3), np.radians(rng.uniform(low, high)))
+    flip = np.diag([1.0, -1.0, -1.0]) if rng.random() < MOUNT_FLIP_P[sensor] else np.eye(3)
+    return flip @ tilt
+
+
 def _traits(seed: int, subject: int) -> Traits:
     rng = _rng(seed, subject, 0)
-    mount = np.stack(
-        [_rotation(rng.standard_normal(3), np.radians(rng.uniform(2.0, 8.0))) for _ in range(3)]
-    )
+    mount = np.stack([_mount(rng, s) for s in range(3)])
+    styles = _rng(seed, subject, 5)
+    style = {activity: _style(styles, profile) for activity, profile in sorted(PROFILES.items())}
     return Traits(
-        cadence=rng.uniform(0.9, 1.1),
-        amp=rng.uniform(0.85, 1.15) * rng.uniform(0.85, 1.15, 3),
-        rest_hr=rng.uniform(58.0, 80.0),
+        cadence=rng.uniform(0.93, 1.07),
+        amp=rng.uniform(0.95, 1.05) * rng.uniform(0.95, 1.05, 3),
+        rest_hr=rng.uniform(55.0, 85.0),
         max_hr=rng.uniform(175.0, 200.0),
-        fitness=rng.uniform(0.85, 1.15),
-        tau_up=rng.uniform(15.0, 30.0),
-        tau_down=rng.uniform(30.0, 60.0),
+        fitness=rng.uniform(0.8, 1.2),
+        tau_up=rng.uniform(20.0, 50.0),
+        tau_down=rng.uniform(40.0, 90.0),
         mount=mount,
+        style=style,
         hard_iron=rng.normal(0.0, 2.0, (3, 3)),
         gyro_bias=rng.normal(0.0, 0.015, (3, 3)),
         acc6_scale=1.0 + rng.normal(0.0, 0.01, (3, 3)),
@@ -648,12 +784,29 @@ def _sequence(draft: _Draft, session: str, seconds: float) -> list[tuple[int, in
 # --- Motion ---------------------------------------------------------------------------------
 
 
-def _segment(profile: Profile, n: int, rng: np.random.Generator, traits: Traits) -> np.ndarray:
+def _moving_average(x: np.ndarray, seconds: float) -> np.ndarray:
+    """Centred moving average along time (rows), edges padded with the edge values."""
+    k = max(int(seconds * FS), 1)
+    padded = np.pad(x, ((k // 2, k - k // 2 - 1), (0, 0)), "edge")
+    csum = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(padded, axis=0)])
+    return (csum[k:] - csum[:-k]) / k
+
+
+def _lever_acceleration(rot: np.ndarray, lever: np.ndarray) -> np.ndarray:
+    """Acceleration (m/s²) of a point `lever` metres from a pivot, the segment turning by `rot`."""
+    position = _rotate(np.broadcast_to(lever, rot.shape), rot)
+    return np.gradient(np.gradient(position, axis=0), axis=0) * FS**2
+
+
+def _segment(
+    profile: Profile, n: int, rng: np.random.Generator, traits: Traits, style: Style
+) -> np.ndarray:
     """Noise-free sensor-segment-frame signals, shape (n, 3 sensors, 9): acc, gyro, mag."""
     lin = np.zeros((3, n, 3))  # heading frame: forward, left, up
     rot = np.zeros((3, n, 3))  # rotation vector in the heading frame
     for rhythm in profile.rhythms:
-        hz = rhythm.hz * (traits.cadence if rhythm.cadence else 1.0) * rng.uniform(0.95, 1.05)
+        cadence = traits.cadence * style.cadence if rhythm.cadence else 1.0
+        hz = rhythm.hz * cadence * rng.uniform(0.95, 1.05)
         rate = hz * (1.0 + 0.06 * _smooth_noise(rng, n, 5.0)[:, 0])  # speeding up, slowing down
         phase = 2 * _PI * np.cumsum(rate) / FS + rng.uniform(0, 2 * _PI)
         env = (
@@ -661,21 +814,30 @@ def _segment(profile: Profile, n: int, rng: np.random.Generator, traits: Traits)
             if rhythm.duty < 1
             else np.ones(n)
         )
-        # No two strides alike: vigour wanders slowly and from cycle to cycle.
-        env = env * (1.0 + 0.15 * _smooth_noise(rng, n, 4.0)[:, 0])
+        # No two strides alike: vigour wanders over seconds and from cycle to cycle.
+        env = env * np.exp(profile.vigour * _smooth_noise(rng, n, 8.0)[:, 0])
         env = env * (1.0 + 0.1 * _smooth_noise(rng, n, 1.0 / hz)[:, 0])
-        for term in rhythm.terms:
-            shift = term.phase + rng.normal(0, 0.15) + 0.25 * _smooth_noise(rng, n, 6.0)[:, 0]
-            wave = term.amp * rng.uniform(0.85, 1.15) * np.sin(term.harmonic * phase + shift)
+        for k, term in enumerate(rhythm.terms):
+            # The subject's own shape: rotations only, and not the size of the hand's (its
+            # swing sets the wrist's acceleration, which `style.amp` already varies).
+            shift = term.phase + term.rot * style.shape_phase[k] + rng.normal(0, 0.15)
+            shift = shift + 0.25 * _smooth_noise(rng, n, 6.0)[:, 0]
+            harmonic = term.harmonic * (0.5 if style.halves[term.sensor] else 1)
+            own_amp = style.shape_amp[k] if term.rot and term.sensor != HAND else 1.0
+            amp = term.amp * own_amp * rng.uniform(0.95, 1.05)
+            wave = amp * np.sin(harmonic * phase + shift)
             target = rot if term.rot else lin
             target[term.sensor, :, term.axis] += env * wave
         for imp in rhythm.impacts:
-            d = np.mod(imp.harmonic * phase + imp.phase + _PI, 2 * _PI) - _PI
-            width = 2 * _PI * imp.harmonic * hz * imp.width_s
+            # Landing on one foot: half as often, on a foot that takes the whole weight.
+            single = style.halves[imp.sensor]
+            harmonic = imp.harmonic * (0.5 if single else 1)
+            d = np.mod(harmonic * phase + imp.phase + _PI, 2 * _PI) - _PI
+            width = 2 * _PI * harmonic * hz * imp.width_s
             direction = np.asarray(imp.direction) / np.linalg.norm(imp.direction)
             # Mean-free, since the body goes nowhere on average.
             shape = np.exp(-0.5 * (d / width) ** 2) - width / np.sqrt(2 * _PI)
-            pulse = imp.amp * rng.uniform(0.8, 1.2) * shape * env
+            pulse = imp.amp * (1.4 if single else 1.0) * rng.uniform(0.95, 1.05) * shape * env
             lin[imp.sensor] += pulse[:, None] * direction
     for burst in profile.bursts:
         env = _envelope(rng, n, burst.on_s, 1.0 / burst.rate_hz)
@@ -688,11 +850,29 @@ def _segment(profile: Profile, n: int, rng: np.random.Generator, traits: Traits)
             lin[s] += profile.vibration[s] * shake * rng.uniform(0.8, 1.2)
     if profile.body_lin:
         lin += profile.body_lin * _smooth_noise(rng, n, 2.5, 3) * np.array([1.0, 1.0, 0.2])
-    lin *= traits.amp[:, None, None]
-    rot *= traits.amp[:, None, None]
+    amp = (traits.amp * style.amp)[:, None, None]
+    lin *= amp
+    rot *= amp
     for s in range(3):
         rot[s] += profile.sway * _smooth_noise(rng, n, 1.5, 3)
         rot[s] += profile.drift * _smooth_noise(rng, n, 6.0, 3)
+    postures = [
+        _posture_matrix(*(posture + pose + jitter), _BASE_FRAME[s])
+        for s, (posture, pose, jitter) in enumerate(
+            zip(
+                profile.posture,
+                style.pose,
+                rng.normal(0.0, profile.jitter_deg, (3, 3)) * (1, 1, 0.5),
+                strict=True,
+            )
+        )
+    ]
+    # The hand's rotations turn the arm about the shoulder: the wrist sits `arm` metres out
+    # along the forearm (the hand sensor's x axis), so a forearm held forward, as in running,
+    # swings the wrist up and down as well as to and fro.
+    lever = profile.arm * postures[HAND][:, 0]
+    trunk = profile.carry * _moving_average(lin[CHEST], ARM_DAMPING_S)
+    lin[HAND] += trunk + _lever_acceleration(rot[HAND], lever)
 
     heading_rate = profile.turn * _smooth_noise(rng, n, 4.0)[:, 0]
     heading = rng.normal(0.0, 0.3) + np.cumsum(heading_rate) / FS  # the rooms face one way
@@ -702,11 +882,7 @@ def _segment(profile: Profile, n: int, rng: np.random.Generator, traits: Traits)
         [earth[0] * cos + earth[1] * sin, -earth[0] * sin + earth[1] * cos, np.full(n, earth[2])]
     )
     out = np.empty((n, 3, 9))
-    for s in range(3):
-        pitch, roll, yaw = np.asarray(profile.posture[s]) + rng.normal(
-            0.0, profile.jitter_deg, 3
-        ) * (1, 1, 0.5)
-        posture = _posture_matrix(pitch, roll, yaw, _BASE_FRAME[s])
+    for s, posture in enumerate(postures):
         specific_force = lin[s].copy()
         specific_force[:, UP] += G
         out[:, s, 0:3] = _rotate(specific_force, -rot[s]) @ posture
@@ -756,13 +932,14 @@ def _session(
     trans = [max(t, 2) if params.transient_seconds else 0 for t in trans]  # np.gradient needs 2
 
     def walk(i: int, n: int) -> np.ndarray:
-        return _segment(PROFILES[0], n, _rng(seed, subject, session_index, 0, i, 3), traits)
+        rng = _rng(seed, subject, session_index, 0, i, 3)
+        return _segment(PROFILES[0], n, rng, traits, traits.style[TRANSIENT_ACTIVITY])
 
     bodies, heads, tails = [], [], []
     for i, (activity, n) in enumerate(bouts):
         pre, post = trans[i], trans[i + 1]
         seg_rng = _rng(seed, subject, session_index, activity, i, 2)
-        full = _segment(PROFILES[activity], pre + n + post, seg_rng, traits)
+        full = _segment(PROFILES[activity], pre + n + post, seg_rng, traits, traits.style[activity])
         heads.append(full[:pre])
         bodies.append(full[pre : pre + n])
         tails.append(full[pre + n :])
@@ -794,7 +971,7 @@ def _session(
     hr = _lagged(
         bpm_levels, lengths, traits.rest_hr + 0.1 * reserve, traits.tau_up, traits.tau_down
     )
-    hr += 3.0 * _smooth_noise(rng, n, 8.0)[:, 0]
+    hr += 5.0 * _smooth_noise(rng, n, 8.0)[:, 0]
     gaps = rng.choice([10, 11, 12], size=n // 10 + 2, p=[0.05, 0.8, 0.15])
     at = np.cumsum(gaps) - gaps[0] + int(rng.integers(0, 11))
     at = at[at < n]
@@ -805,9 +982,9 @@ def _session(
     for s in range(3):
         base = 3 + 17 * s
         mounted = seg[:, s].reshape(n, 3, 3) @ traits.mount[s]
-        acc = mounted[:, 0] + rng.normal(0.0, 0.06, (n, 3))
-        gyro = mounted[:, 1] + traits.gyro_bias[s] + rng.normal(0.0, 0.012, (n, 3))
-        mag = mounted[:, 2] + traits.hard_iron[s] + rng.normal(0.0, 0.5, (n, 3))
+        acc = mounted[:, 0] + rng.normal(0.0, ACC_NOISE[s], (n, 3))
+        gyro = mounted[:, 1] + traits.gyro_bias[s] + rng.normal(0.0, GYRO_NOISE, (n, 3))
+        mag = mounted[:, 2] + traits.hard_iron[s] + rng.normal(0.0, MAG_NOISE, (n, 3))
         acc6 = acc * traits.acc6_scale[s] + traits.acc6_bias[s] + rng.normal(0.0, 0.1, (n, 3))
         temp = (
             traits.temp_base[s]
