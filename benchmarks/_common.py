@@ -53,8 +53,8 @@ def machine() -> str:
 
 def raw_data(work: Path, seconds_per_activity: float) -> Path:
     """The synthetic `.dat` set at this size, generated once and kept under `work`."""
+    from harfusion.data.synthetic import generate
     from harfusion.params import SyntheticParams
-    from harfusion.synthetic import generate
     from harfusion.threads import usable_cores
 
     out = work / f"raw-{seconds_per_activity:g}s"
@@ -68,9 +68,9 @@ def raw_data(work: Path, seconds_per_activity: float) -> Path:
 
 def tensor_data(work: Path, seconds_per_activity: float, params: Params) -> Path:
     """Preprocess → split → tensorize with our stage functions, kept per size and chunk."""
-    from harfusion.preprocess import preprocess
-    from harfusion.splits import write_splits
-    from harfusion.tensorize import tensorize
+    from harfusion.data.preprocess import preprocess
+    from harfusion.data.splits import write_splits
+    from harfusion.data.tensorize import tensorize
 
     name = f"tensors-{seconds_per_activity:g}s-{params.chunk_size}-{params.stride}"
     out = work / name / "tensors"
@@ -169,7 +169,7 @@ def fresh_clone(target: Path, overrides: dict) -> Path:
     """A new clone of this commit at `target`, with `overrides` (dotted keys) in its params.yaml."""
     import yaml
 
-    from harfusion.ablations import assign
+    from harfusion.experiments.ablations import assign
 
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -21,10 +21,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 
-from harfusion.datamodule import WindowDataModule
 from harfusion.params import Params
 from harfusion.threads import configure_threads
-from harfusion.training import make_module, make_trainer
+from harfusion.training.datamodule import WindowDataModule
+from harfusion.training.fit import make_module, make_trainer
 
 
 @dataclass

@@ -17,9 +17,9 @@ from _common import SMOKE_SECONDS, Row, parser, report, tensor_data
 from _loops import lightning_loop
 from torch.utils.data import DataLoader, Dataset
 
-from harfusion.datamodule import WindowDataModule
-from harfusion.dataset import Sample, ShardWindows, collate_windows
+from harfusion.data.dataset import Sample, ShardWindows, collate_windows
 from harfusion.params import Params
+from harfusion.training.datamodule import WindowDataModule
 
 DEFAULT_SECONDS = 60.0
 

@@ -68,8 +68,8 @@ def bare(raw: Path, out: Path | None) -> None:
 
 def child(kind: str, raw: Path, out: Path) -> None:
     if kind == "ours":
+        from harfusion.data.preprocess import preprocess
         from harfusion.params import PreprocessParams  # imported before the clock starts
-        from harfusion.preprocess import preprocess
 
         started = time.perf_counter()
         params = PreprocessParams()

@@ -21,7 +21,7 @@ from _loops import StepTimer
 from lightning.pytorch.callbacks import ProgressBar
 from torch import nn
 
-from harfusion.training import progress_bar
+from harfusion.training.fit import progress_bar
 
 BATCH = 4
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from _common import ROOT, fresh_clone, parser, uv
 
-from harfusion.loso import activities_by_subject
+from harfusion.experiments.loso import activities_by_subject
 from harfusion.params import load_params
 
 FUSIONS = ("early", "late", "hybrid")

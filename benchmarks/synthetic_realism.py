@@ -13,7 +13,8 @@ per shared activity:
   magnitudes in each window, averaged per subject, then over subjects (± their spread);
 - heart-rate level and range;
 - leave-one-subject-out macro F1 of the `baseline` stage's forest and window statistics
-  (`harfusion.baseline`) on all modalities and on each one alone, same protocol on both sets.
+  (`harfusion.evaluation.baseline`) on all modalities and on each one alone, same protocol on
+  both sets.
 
 Shared activities: those with a window in at least two subjects of each set (a class only one
 subject holds cannot be learned in its own fold, nor spread across subjects). Test folds: every
@@ -33,9 +34,8 @@ from pathlib import Path
 import numpy as np
 from _common import ROOT, machine, parser
 
-from harfusion.baseline import feature_names, make_estimator, window_features
-from harfusion.dat_reader import read_dat
-from harfusion.pamap2 import (
+from harfusion.data.dat_reader import read_dat
+from harfusion.data.pamap2 import (
     IMUS,
     MODALITIES,
     RAW_COLUMNS,
@@ -43,10 +43,11 @@ from harfusion.pamap2 import (
     activity_name,
     modality_columns,
 )
+from harfusion.data.preprocess import fill_heart_rate, find_recordings
+from harfusion.data.synthetic import generate
+from harfusion.data.tensorize import window_starts
+from harfusion.evaluation.baseline import feature_names, make_estimator, window_features
 from harfusion.params import Params, load_params
-from harfusion.preprocess import fill_heart_rate, find_recordings
-from harfusion.synthetic import generate
-from harfusion.tensorize import window_starts
 from harfusion.threads import usable_cores
 
 _COLUMN = {name: i for i, name in enumerate(RAW_COLUMNS)}

@@ -1,14 +1,13 @@
 """Stage analyze: per-run figures from `reports/eval/` → `reports/analysis/`."""
 
-from pathlib import Path
-
-from harfusion.analysis import analyze
+from harfusion import layout
 from harfusion.cli import run_stage
+from harfusion.evaluation.analysis import analyze
 from harfusion.params import Params
 
 
 def main(params: Params) -> None:
-    for path in analyze(Path("reports/eval"), Path("reports/analysis")):
+    for path in analyze(layout.EVAL, layout.ANALYSIS):
         print(f"analyze: wrote {path}")
 
 

@@ -1,18 +1,17 @@
 """Stage evaluate: test metrics, calibration, uncertainty, missing modalities → `reports/eval/`."""
 
-from pathlib import Path
-
+from harfusion import layout
 from harfusion.cli import run_stage
-from harfusion.evaluation import evaluate
+from harfusion.evaluation.evaluate import evaluate
 from harfusion.params import Params
 
 
 def main(params: Params) -> None:
     metrics = evaluate(
         params,
-        tensor_dir=Path("data/processed_tensors"),
-        models_dir=Path("models"),
-        out_dir=Path("reports/eval"),
+        tensor_dir=layout.TENSORS,
+        models_dir=layout.MODELS,
+        out_dir=layout.EVAL,
     )
     print(
         f"evaluate: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['f1_macro']:.3f}, "

@@ -2,18 +2,15 @@
 
 import json
 import sys
-from pathlib import Path
 
+from harfusion import layout
 from harfusion.cli import run_stage
+from harfusion.data.splits import write_splits
 from harfusion.params import Params
-from harfusion.splits import write_splits
-
-PROCESSED_DIR = Path("data/processed")
-OUT_DIR = Path("data/splits")
 
 
 def main(params: Params) -> None:
-    summary = write_splits(PROCESSED_DIR, OUT_DIR, params.split)
+    summary = write_splits(layout.PROCESSED, layout.SPLITS, params.split)
     print(json.dumps(summary["fractions"]))
     if params.split.strategy == "shard" and summary["max_fraction_error"] > 0.01:
         print(

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from harfusion.cli import run_stage
+from harfusion.data.synthetic import generate
 from harfusion.params import Params
-from harfusion.synthetic import generate
 from harfusion.threads import usable_cores
 
 

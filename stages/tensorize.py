@@ -1,17 +1,16 @@
 """Stage tensorize: tensor shards, window indexes and train-only normalisation statistics."""
 
-from pathlib import Path
-
+from harfusion import layout
 from harfusion.cli import run_stage
+from harfusion.data.tensorize import tensorize
 from harfusion.params import Params
-from harfusion.tensorize import tensorize
 
 
 def main(params: Params) -> None:
     manifest = tensorize(
-        splits_dir=Path("data/splits"),
-        processed_dir=Path("data/processed"),
-        out_dir=Path("data/processed_tensors"),
+        splits_dir=layout.SPLITS,
+        processed_dir=layout.PROCESSED,
+        out_dir=layout.TENSORS,
         chunk_size=params.chunk_size,
         stride=params.stride,
         train_stride=params.train_stride,

@@ -5,8 +5,6 @@ themselves clear their own leftovers when they run, but not when DVC restores th
 run-cache instead.
 """
 
-from pathlib import Path
-
 from harfusion.atomic import remove
 from harfusion.cli import run_stage
 from harfusion.layout import TEMPORARIES
@@ -14,7 +12,7 @@ from harfusion.params import Params
 
 
 def main(_: Params) -> None:
-    litter = sorted(p for p in Path(TEMPORARIES).iterdir() if p.name != ".gitignore")
+    litter = sorted(p for p in TEMPORARIES.iterdir() if p.name != ".gitignore")
     for path in litter:
         remove(path)
     print(f"tidy: removed {len(litter)} leftover temporaries: {[p.name for p in litter]}")

@@ -1,18 +1,17 @@
 """Stage train: fit the fusion model; weights to `models/`, DVCLive logs to `reports/train/`."""
 
-from pathlib import Path
-
+from harfusion import layout
 from harfusion.cli import run_stage
 from harfusion.params import Params
-from harfusion.training import fit
+from harfusion.training.fit import fit
 
 
 def main(params: Params) -> None:
     summary = fit(
         params,
-        tensor_dir=Path("data/processed_tensors"),
-        models_dir=Path("models"),
-        reports_dir=Path("reports/train"),
+        tensor_dir=layout.TENSORS,
+        models_dir=layout.MODELS,
+        reports_dir=layout.TRAIN_REPORTS,
     )
     if summary:
         print(f"train: {summary}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_pipeline import SMOKE, _merge
+from tests.helpers import SMOKE, merge
 
 ROOT = Path(__file__).resolve().parents[1]
 E2E = ["fusion-early", "fusion-hybrid", "single-heart_rate"]
@@ -70,7 +70,7 @@ def tiny_clone(target: Path, ablations_extra: dict | None = None) -> Path:
     subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
     copy_working_tree(target)
     params = yaml.safe_load((target / "params.yaml").read_text())
-    (target / "params.yaml").write_text(yaml.safe_dump(_merge(params, SMOKE), sort_keys=False))
+    (target / "params.yaml").write_text(yaml.safe_dump(merge(params, SMOKE), sort_keys=False))
     if ablations_extra:
         ablations = yaml.safe_load((target / "ablations.yaml").read_text())
         ablations["groups"] |= ablations_extra

@@ -1,51 +1,24 @@
-"""Shared test helpers: tiny raw recordings written in the PAMAP2 format."""
+"""Fixtures shared by the test files (plain helpers are in tests/helpers.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from harfusion.pamap2 import RAW_FIELDS
+from harfusion.data.preprocess import preprocess
+from harfusion.data.splits import write_splits
+from harfusion.data.tensorize import tensorize
 from harfusion.params import SplitParams
-from harfusion.preprocess import preprocess
-from harfusion.splits import write_splits
-from harfusion.tensorize import tensorize
 from tests.clones import swept  # noqa: F401  (one swept clone for the sweep and scale-out tests)
+from tests.helpers import write_recording
 
 # Tiny tensors: one thread avoids OpenMP hand-off costs that dominate when the other core is busy.
 torch.set_num_threads(1)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 EXCERPT = SHARED / "fixtures" / "pamap2_excerpt.dat"
-
-
-def dat_line(
-    timestamp: float, activity: int, rng: np.random.Generator, hr: float | None = None
-) -> str:
-    values = rng.normal(size=RAW_FIELDS - 3)
-    quaternions = values.reshape(3, 17)[:, 13:]  # a view: orientation is a unit quaternion
-    quaternions /= np.linalg.norm(quaternions, axis=1, keepdims=True)
-    fields = [f"{timestamp:.2f}", str(activity), "NaN" if hr is None else f"{hr:g}"]
-    return " ".join(fields + [f"{v:.6g}" for v in values])
-
-
-def write_recording(
-    path: Path, segments: list[tuple[int, int]], seed: int = 0, start: float = 5.0
-) -> Path:
-    """Write `(activity, rows)` segments at 100 Hz; heart rate every 10th row."""
-    rng = np.random.default_rng(seed)
-    lines, t = [], start
-    for activity, rows in segments:
-        for i in range(rows):
-            hr = 80.0 + activity if i % 10 == 0 else None
-            lines.append(dat_line(t, activity, rng, hr))
-            t += 0.01
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture

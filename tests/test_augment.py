@@ -7,11 +7,12 @@ import math
 import pytest
 import torch
 
-from harfusion.augment import random_rotations, rotate_sensor, scale_amplitude, time_warp
-from harfusion.classifier import FusionClassifier
-from harfusion.fusion import channels_for
-from harfusion.pamap2 import imu_triads
+from harfusion.data.pamap2 import imu_triads
+from harfusion.models.augment import random_rotations, rotate_sensor, scale_amplitude, time_warp
+from harfusion.models.fusion import channels_for
 from harfusion.params import Params
+from harfusion.training.classifier import FusionClassifier
+from tests.helpers import TINY
 
 
 def test_random_rotations_are_proper_and_bounded() -> None:
@@ -85,7 +86,7 @@ def test_time_warp_is_smooth_monotone_and_shared_by_modalities() -> None:
 def test_training_loss_uses_each_augmentation(option: str) -> None:
     base = Params.model_validate(
         {
-            "model": {"encoder": "cnn", "embed_dim": 16, "conv_channels": [8], "conv_strides": [4]},
+            "model": TINY["model"] | {"conv_channels": [8], "conv_strides": [4]},
             "train": {
                 "noise_std": 0.0,
                 "jitter_steps": 0,

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harfusion.baseline import (
+from harfusion.data.loaders import SplitLoaders
+from harfusion.evaluation.baseline import (
     CHANNEL_STATISTICS,
     feature_names,
     run_baseline,
     split_features,
     window_features,
 )
-from harfusion.loaders import SplitLoaders
 from harfusion.params import Params
 
 KEYS = ("accuracy", "f1_macro", "f1_weighted", "per_class_f1", "nll", "brier", "ece")

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from harfusion.calibration import (
+from harfusion.evaluation.calibration import (
     brier_score,
     expected_calibration_error,
     fit_temperature,

@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harfusion.dat_reader import read_dat
+from harfusion.data.dat_reader import read_dat
 from harfusion.errors import HarfusionError
-from tests.conftest import write_recording
+from tests.helpers import write_recording
 
 
 def test_real_excerpt_parses(excerpt: Path) -> None:

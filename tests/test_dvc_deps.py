@@ -56,5 +56,5 @@ def test_stage_deps_are_the_code_it_runs(stage: str) -> None:
 def test_a_removed_dep_is_noticed() -> None:
     """The derivation finds what a stage imports only indirectly (tensorize → preprocess)."""
     derived = code_deps(ROOT / "stages" / "tensorize.py")
-    assert {"src/harfusion/tensorize.py", "src/harfusion/errors.py"} <= derived
-    assert "src/harfusion/training.py" not in derived
+    assert {"src/harfusion/data/tensorize.py", "src/harfusion/errors.py"} <= derived
+    assert "src/harfusion/training/fit.py" not in derived

@@ -8,18 +8,17 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from harfusion.evaluation import (
+from harfusion.data.pamap2 import MODALITIES
+from harfusion.evaluation.evaluate import (
     mc_dropout_probs,
     missing_modality_metrics,
     predict,
     uncertainty_metrics,
 )
-from harfusion.fusion import build_model, channels_for
-from harfusion.masking import nonempty_subsets
-from harfusion.metrics import classification_metrics
+from harfusion.evaluation.metrics import classification_metrics
+from harfusion.models.fusion import build_model, channels_for
+from harfusion.models.masking import nonempty_subsets
 from harfusion.params import Params
-
-MODALITIES = ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
 
 
 def _loader(params: Params, seed: int, n: int = 24, steps: int = 64) -> DataLoader:
@@ -93,7 +92,7 @@ def test_evaluate_stage_starts_without_lightning() -> None:
         check=True,
     ).stdout
     modules = set(ast.literal_eval(out.strip().splitlines()[-1]))
-    assert "harfusion.evaluation" in modules and "torch" in modules
+    assert "harfusion.evaluation.evaluate" in modules and "torch" in modules
     assert not {m for m in modules if m.split(".")[0] in ("lightning", "pytorch_lightning")}
 
 

@@ -9,9 +9,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harfusion.dat_reader import read_dat
+from harfusion.data.dat_reader import read_dat
+from harfusion.data.pamap2 import ACTIVITY_NAMES, FIELD_BOUNDS, RAW_COLUMNS, RAW_FIELDS
 from harfusion.errors import HarfusionError
-from harfusion.pamap2 import ACTIVITY_NAMES, FIELD_BOUNDS, RAW_COLUMNS, RAW_FIELDS
 
 # Every spelling pyarrow's float parser reads as NaN; the line scan must agree with it.
 NAN_SPELLINGS = ["NaN", "nan", "NAN", "-nan", "+NaN"]

@@ -19,22 +19,21 @@ import pyarrow.csv as pacsv
 import pytest
 import torch
 
-from harfusion import evaluation
-from harfusion.calibration import fit_temperature
-from harfusion.datamodule import WindowDataModule
-from harfusion.dataset import ShardWindows, load_tensor_shard
-from harfusion.fusion import build_model, channels_for
-from harfusion.layout import MANIFEST, NORM_STATS
-from harfusion.model_file import MODEL_FILE, architecture, load_model
-from harfusion.pamap2 import IMU_CHANNEL_GROUPS, RAW_COLUMNS, SENSOR_COLUMNS
+from harfusion.data.dataset import ShardWindows, load_tensor_shard
+from harfusion.data.pamap2 import IMU_CHANNEL_GROUPS, MODALITIES, RAW_COLUMNS, SENSOR_COLUMNS
+from harfusion.data.preprocess import preprocess, read_shard_csv
+from harfusion.data.splits import SPLITS, write_splits
+from harfusion.data.tensorize import tensorize
+from harfusion.evaluation import evaluate as evaluation
+from harfusion.evaluation.calibration import fit_temperature
+from harfusion.layout import MANIFEST, MODEL_FILE, NORM_STATS
+from harfusion.models.fusion import build_model, channels_for
+from harfusion.models.model_file import architecture, load_model
 from harfusion.params import Params, SplitParams
-from harfusion.preprocess import preprocess, read_shard_csv
-from harfusion.splits import SPLITS, write_splits
-from harfusion.tensorize import tensorize
-from tests.conftest import write_recording
+from harfusion.training.datamodule import WindowDataModule
+from tests.helpers import write_recording
 
 CHUNK = 64
-MODALITIES = ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
 ALL_GROUPS = list(IMU_CHANNEL_GROUPS)  # every column, so served rows are as distinct as raw rows
 
 RowMap = dict[str, dict[tuple[str, int], bytes]]

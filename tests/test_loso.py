@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import f1_score
 
-from harfusion import loso
-from harfusion.ablations import Config
 from harfusion.command import main as harfusion
 from harfusion.errors import HarfusionError
-from harfusion.experiments import BASELINE_METRICS, METRICS, Experiment
+from harfusion.experiments import loso
+from harfusion.experiments.ablations import Config
+from harfusion.experiments.dvc_client import BASELINE_METRICS, METRICS, Experiment
 from harfusion.params import Params
 
 ROOT = Path(__file__).resolve().parents[1]

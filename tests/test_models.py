@@ -9,8 +9,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from harfusion.encoders import build_encoder
-from harfusion.fusion import (
+from harfusion.data.pamap2 import MODALITIES
+from harfusion.models.augment import random_modality_mask
+from harfusion.models.encoders import build_encoder
+from harfusion.models.fusion import (
     EarlyFusion,
     FusionModel,
     HybridFusion,
@@ -18,25 +20,22 @@ from harfusion.fusion import (
     build_model,
     channels_for,
 )
-from harfusion.masking import apply_mask, nonempty_subsets, random_modality_mask, subset_mask
-from harfusion.pamap2 import MODALITIES
+from harfusion.models.masking import apply_mask, nonempty_subsets, subset_mask
 from harfusion.params import ModelParams, Params
+from tests.helpers import TINY_MODEL
 
 FUSIONS = ("early", "late", "hybrid")
 ENCODERS = ("cnn", "cnn_gru", "cnn_attention")
 CLASSES = 4
 STEPS = 64
-TINY_MODEL: dict[str, Any] = {
-    "embed_dim": 16,
-    "conv_channels": [8, 16],
-    "conv_strides": [4, 4],
+SMALL_MODEL: dict[str, Any] = TINY_MODEL | {
     "heart_rate_conv_channels": [4],
     "heart_rate_conv_strides": [8],
 }
 
 
 def tiny_params(**overrides: Any) -> Params:
-    model = {**TINY_MODEL, **overrides.pop("model", {})}
+    model = {**SMALL_MODEL, **overrides.pop("model", {})}
     return Params.model_validate({**overrides, "model": model})
 
 

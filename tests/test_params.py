@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harfusion.data.pamap2 import IMU_CHANNEL_GROUPS, ChannelGroup
 from harfusion.errors import HarfusionError
-from harfusion.pamap2 import IMU_CHANNEL_GROUPS
-from harfusion.params import ChannelGroup, Params, Strategy, load_params
+from harfusion.params import Params, Strategy, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,18 +18,16 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from harfusion.data.pamap2 import IMU_CHANNEL_GROUPS, MODALITIES
 from harfusion.errors import HarfusionError
-from harfusion.pamap2 import IMU_CHANNEL_GROUPS, MODALITIES
 from harfusion.params import Params, TrainParams, load_params
-from harfusion.training import fit, make_trainer
+from harfusion.training.fit import fit, make_trainer
+from tests.helpers import TINY, merge
 
-# Tiny defaults (tests/test_training.py's) that the drawn values override.
-BASE: dict[str, Any] = {
-    "chunk_size": 64,
-    "model": {"encoder": "cnn", "embed_dim": 16, "conv_channels": [8], "conv_strides": [4]},
-    "train": {"max_epochs": 1, "accelerator": "cpu", "jitter_steps": 4},
-    "dataset": {"batch_size": 16},
-}
+# Tiny defaults that the drawn values override: one convolution, one epoch.
+BASE = merge(
+    TINY, {"model": {"conv_channels": [8], "conv_strides": [4]}, "train": {"max_epochs": 1}}
+)
 # A line of a schema error: `<file>: <dotted key or <top level>>: why`.
 KEY_LINE = re.compile(r"^(?P<source>\S+): (?P<key>[\w.<> ]+): \S")
 
@@ -116,10 +114,10 @@ def params_tree(draw) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Processed shards and splits of the `tensors` fixture's recordings, tensorized on demand."""
+    from harfusion.data.preprocess import preprocess
+    from harfusion.data.splits import write_splits
     from harfusion.params import SplitParams
-    from harfusion.preprocess import preprocess
-    from harfusion.splits import write_splits
-    from tests.conftest import write_recording
+    from tests.helpers import write_recording
 
     root = tmp_path_factory.mktemp("params_run")
     for subject in range(101, 106):
@@ -131,7 +129,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tensors_for(root: Path, params: Params) -> Path:
-    from harfusion.tensorize import tensorize
+    from harfusion.data.tensorize import tensorize
 
     name = f"tensors-{params.chunk_size}-{params.stride}-{params.train_stride}"
     out = root / name

@@ -20,25 +20,13 @@ import pytest
 import torch
 import yaml
 
-from harfusion.layout import TEMPORARIES
-from harfusion.training import RESUME_DIR
+from harfusion.layout import RESUME, TEMPORARIES
+from tests.helpers import SMOKE, merge
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ["uv run dvc repro", "uv run pytest"]
 # Small enough for CI; nine subjects, so 70/15/15 is reachable with every activity in every split
 # (with six, putting one shard of each activity in val and in test alone takes a third of rows).
-SMOKE = {
-    "chunk_size": 128,
-    "data": {
-        "synthetic": {
-            "seconds_per_activity": 5.0,
-            "transient_seconds": 2.0,
-        }
-    },
-    "model": {"embed_dim": 16, "conv_channels": [8, 16], "conv_strides": [4, 4]},
-    "train": {"max_epochs": 2},
-    "evaluate": {"mc_samples": 3, "latency_batches": 3},
-}
 UV = os.environ.get("UV") or shutil.which("uv")
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
@@ -51,13 +39,6 @@ def readme_setup() -> list[str]:
 
 def test_readme_setup_is_exactly_two_commands() -> None:
     assert readme_setup() == SETUP
-
-
-def _merge(base: dict, override: dict) -> dict:
-    return {
-        key: _merge(base[key], value) if isinstance(value, dict) else value
-        for key, value in override.items()
-    } | {key: value for key, value in base.items() if key not in override}
 
 
 def run(clone: Path, command: str, ok: bool = True) -> subprocess.CompletedProcess:
@@ -82,7 +63,7 @@ def smoke_clone(target: Path, repro: bool = True) -> Path:
         pytest.skip("needs uv and git on PATH")
     subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
     params = yaml.safe_load((target / "params.yaml").read_text())
-    (target / "params.yaml").write_text(yaml.safe_dump(_merge(params, SMOKE), sort_keys=False))
+    (target / "params.yaml").write_text(yaml.safe_dump(merge(params, SMOKE), sort_keys=False))
     for command in ("git add params.yaml", "git -c user.name=t -c user.email=t@t commit -qm smoke"):
         subprocess.run(command.split(), cwd=target, check=True)
     if not repro:
@@ -202,13 +183,13 @@ def test_killed_stages_rerun_to_the_uninterrupted_result(clone: Path, tmp_path: 
         index = json.loads((processed / "shards.json").read_text())
         assert all((processed / shard["path"]).exists() for shard in index)
     # DVCLive logs each finished epoch beside the checkpoints; SMOKE trains two
-    _kill_during(other, "train", lambda: (other / RESUME_DIR / "dvclive" / "plots").exists())
+    _kill_during(other, "train", lambda: (other / RESUME / "dvclive" / "plots").exists())
     assert not (other / "models" / "model.pt").exists()
     result = run(other, "uv run dvc repro")
     assert "train" in ran_stages(result)
     for name in DETERMINISTIC:
         assert (other / name).read_bytes() == (clone / name).read_bytes(), name
-    assert not (other / RESUME_DIR).exists()  # the rerun's training cleared the killed one's
+    assert not (other / RESUME).exists()  # the rerun's training cleared the killed one's
     # Killed while rerunning a stage its run-cache holds (`repro -f`, an interrupted `exp run`):
     # the next repro restores that stage without running it, and `tidy` clears the litter.
     _kill_during(

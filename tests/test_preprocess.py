@@ -6,10 +6,10 @@ import numpy as np
 import pyarrow.csv as pacsv
 import pytest
 
+from harfusion.data.pamap2 import PROCESSED_COLUMNS
+from harfusion.data.preprocess import fill_heart_rate, preprocess
 from harfusion.errors import HarfusionError
-from harfusion.pamap2 import PROCESSED_COLUMNS
-from harfusion.preprocess import fill_heart_rate, preprocess
-from tests.conftest import write_recording
+from tests.helpers import write_recording
 
 
 def _run(raw: Path, out: Path, sessions=("Protocol", "Optional"), max_shard_mb=19.0):
@@ -90,9 +90,9 @@ def test_threads_do_not_change_the_output(tmp_path: Path, monkeypatch: pytest.Mo
     for subject in (101, 102, 103):
         acts = [(1, 300), (0, 20), (4, 500), (9, 200), (12, 400)]
         write_recording(raw / "Protocol" / f"subject{subject}.dat", acts, seed=subject)
-    monkeypatch.setattr("harfusion.preprocess.usable_cores", lambda: 4)
+    monkeypatch.setattr("harfusion.data.preprocess.usable_cores", lambda: 4)
     threaded = _run(raw, tmp_path / "threaded", max_shard_mb=0.1)
-    monkeypatch.setattr("harfusion.preprocess.usable_cores", lambda: 1)
+    monkeypatch.setattr("harfusion.data.preprocess.usable_cores", lambda: 1)
     single = _run(raw, tmp_path / "single", max_shard_mb=0.1)
     assert threaded == single
     keys = [(s["subject"], s["activity"]) for s in single]

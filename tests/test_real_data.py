@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from harfusion.baseline import run_baseline
-from harfusion.evaluation import evaluate
+from harfusion.data.preprocess import preprocess
+from harfusion.data.splits import write_splits
+from harfusion.data.tensorize import tensorize
+from harfusion.evaluation.baseline import run_baseline
+from harfusion.evaluation.evaluate import evaluate
 from harfusion.params import Params
-from harfusion.preprocess import preprocess
-from harfusion.splits import write_splits
-from harfusion.tensorize import tensorize
-from harfusion.training import fit
+from harfusion.training.fit import fit
+from tests.helpers import TINY_MODEL
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "pamap2_dev"
 SUBJECTS = (101, 108)  # together: running, stairs up and down, rope jumping
@@ -37,7 +38,7 @@ def test_two_real_subjects_preprocess_tensorize_train_and_evaluate(
     params = Params.model_validate(
         {
             "chunk_size": 256,
-            "model": {"embed_dim": 16, "conv_channels": [8, 16], "conv_strides": [4, 4]},
+            "model": TINY_MODEL,
             "train": {"max_epochs": 1, "accelerator": "cpu"},
             "baseline": {"trees": 20},
             "evaluate": {"mc_samples": 2, "latency_batches": 2},

@@ -15,9 +15,9 @@ import pytest
 
 from harfusion.command import main as harfusion_main
 from harfusion.errors import HarfusionError
-from harfusion.experiments import METRICS
-from harfusion.runner import restored_stages
-from harfusion.shards import Shard
+from harfusion.experiments.dvc_client import METRICS
+from harfusion.experiments.runner import restored_stages
+from harfusion.experiments.shards import Shard
 from tests.clones import HARFUSION, env, harfusion, tiny_clone
 
 SHARDED = ["fusion-early", "single-heart_rate"]  # both also ran in the swept (one-machine) clone

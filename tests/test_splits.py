@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from harfusion.data.splits import SPLITS, Unit, split_by_shard, split_by_subject
 from harfusion.errors import HarfusionError
-from harfusion.splits import SPLITS, Unit, split_by_shard, split_by_subject
 
 
 def _units(seed: int, subjects: int = 9, activities: int = 18) -> list[Unit]:

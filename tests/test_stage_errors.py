@@ -10,7 +10,7 @@ import yaml
 
 from harfusion.cli import run_stage
 from harfusion.params import Params
-from tests.conftest import write_recording
+from tests.helpers import write_recording
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,12 +16,14 @@ import psutil
 import pytest
 import yaml
 
-from harfusion import experiments, runner
-from harfusion.ablations import check_runs, expand, load_ablations, parse_set
 from harfusion.command import main as harfusion
-from harfusion.comparison import build, write
+from harfusion.data.pamap2 import MODALITIES
 from harfusion.errors import HarfusionError
-from harfusion.experiments import (
+from harfusion.experiments import dvc_client as experiments
+from harfusion.experiments import runner
+from harfusion.experiments.ablations import check_runs, expand, load_ablations, parse_set
+from harfusion.experiments.comparison import build, write
+from harfusion.experiments.dvc_client import (
     BASELINE_METRICS,
     LATENCY,
     METRICS,
@@ -30,12 +32,11 @@ from harfusion.experiments import (
     Experiment,
     parse_show,
 )
-from harfusion.masking import nonempty_subsets
-from harfusion.report import render
+from harfusion.experiments.report import render
+from harfusion.models.masking import nonempty_subsets
 from tests.clones import E2E, HARFUSION, env, tiny_clone
 
 ROOT = Path(__file__).resolve().parents[1]
-MODALITIES = ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
 THIRTEEN = [
     "fusion-early",
     "fusion-late",
@@ -162,9 +163,11 @@ def test_a_failed_experiment_is_reported_with_its_log(
     assert (tmp_path / "chunk-huge.log").read_text() == log
 
 
-def _fake_run(name: str, seed: int, f1: float, modalities: list[str] = MODALITIES) -> Experiment:
+def _fake_run(
+    name: str, seed: int, f1: float, modalities: tuple[str, ...] = MODALITIES
+) -> Experiment:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params |= {"seed": seed, "fusion": "early", "modalities": modalities}
+    params |= {"seed": seed, "fusion": "early", "modalities": list(modalities)}
     metrics = {
         "accuracy": f1 + 0.05,
         "f1_macro": f1,
@@ -204,7 +207,7 @@ def test_comparison_and_report_average_seeds_and_list_what_did_not_finish(tmp_pa
         [
             _fake_run("fusion-early-s1", 1, 0.80),
             _fake_run("fusion-early-s2", 2, 0.90),
-            _fake_run("single-heart_rate-s1", 1, 0.30, ["heart_rate"]),
+            _fake_run("single-heart_rate-s1", 1, 0.30, ("heart_rate",)),
             Experiment("fusion-late-s1", "d" * 40, "failed", log="/logs/late.out"),
             Experiment("heads-1-s1", "e" * 40, "queued"),
             _fake_run("someone-elses-experiment", 1, 0.99),

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harfusion import synthetic
-from harfusion.dat_reader import read_dat
-from harfusion.pamap2 import (
+from harfusion.data import synthetic
+from harfusion.data.dat_reader import read_dat
+from harfusion.data.pamap2 import (
     ACTIVITY_NAMES,
     FIELD_BOUNDS,
     OPTIONAL_ACTIVITIES,

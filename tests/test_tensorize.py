@@ -6,23 +6,22 @@ import pyarrow.csv as pacsv
 import pytest
 import torch
 
-from harfusion.datamodule import WindowDataModule
-from harfusion.dataset import (
+from harfusion.data.dataset import (
     LegacyNpyWindows,
     ShardWindows,
     collate_windows,
     load_tensor_shard,
     open_windows,
 )
+from harfusion.data.pamap2 import MODALITIES, PROCESSED_COLUMNS, SENSOR_COLUMNS
+from harfusion.data.preprocess import preprocess
+from harfusion.data.splits import write_splits
+from harfusion.data.tensorize import _check_finite_stats, tensorize, window_starts
 from harfusion.errors import HarfusionError
-from harfusion.pamap2 import PROCESSED_COLUMNS, SENSOR_COLUMNS
 from harfusion.params import Params, SplitParams
-from harfusion.preprocess import preprocess
-from harfusion.splits import write_splits
-from harfusion.tensorize import _check_finite_stats, tensorize, window_starts
-from tests.conftest import write_recording
+from harfusion.training.datamodule import WindowDataModule
+from tests.helpers import write_recording
 
-MODALITIES = ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
 GROUPS = ["acc16", "gyro", "mag"]
 
 

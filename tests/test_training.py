@@ -11,21 +11,16 @@ import pytest
 import torch
 import yaml
 
-from harfusion.datamodule import WindowDataModule
-from harfusion.dataset import ShardWindows
+from harfusion.data.dataset import ShardWindows
 from harfusion.errors import HarfusionError
-from harfusion.evaluation import evaluate
-from harfusion.model_file import load_model
+from harfusion.evaluation.evaluate import evaluate
+from harfusion.models.model_file import load_model
 from harfusion.params import Params
-from harfusion.training import balanced_class_weights, fingerprint, fit, make_module
+from harfusion.training.datamodule import WindowDataModule
+from harfusion.training.fit import balanced_class_weights, fingerprint, fit, make_module
+from tests.helpers import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY: dict[str, Any] = {
-    "chunk_size": 64,
-    "model": {"encoder": "cnn", "embed_dim": 16, "conv_channels": [8, 16], "conv_strides": [4, 4]},
-    "train": {"max_epochs": 2, "accelerator": "cpu", "jitter_steps": 4},
-    "dataset": {"batch_size": 16},
-}
 
 
 def test_fit_exports_best_model_and_dvclive_metrics(tensors: Path) -> None:

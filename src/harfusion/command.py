@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from harfusion import comparison, gather, loso, report, sweep
 from harfusion.cli import exit_on_error
+from harfusion.experiments import comparison, gather, loso, report, sweep
 
 COMMANDS = {
     "sweep": sweep,

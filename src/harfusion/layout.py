@@ -1,10 +1,61 @@
-"""Names of the files the stages hand to each other, in a module that imports nothing: a reader
-learns where a writer puts its output without importing the writer (and all it imports)."""
+"""Every path the stages and tools read or write, relative to the project root, in a module that
+imports nothing: a reader learns where a writer puts its output without importing the writer
+(and all it imports). `dvc.yaml` names the same paths for DVC; tests/test_layout.py holds the
+two together.
 
-MANIFEST = "manifest.json"  # in the tensorize output: shards, windows per split, classes
-NORM_STATS = "norm_stats.json"  # beside it: train-split mean and std per column
+Folders are `Path`s; a file name without a folder lives in the folder named above it (a stage
+writes it there, or into a test's temporary copy of that folder).
+"""
+
+from pathlib import Path
+
+PARAMS = Path("params.yaml")
+ABLATIONS = Path("ablations.yaml")
 
 # Where outputs are built before they are renamed into place: one git-ignored folder that the
 # `tidy` stage depends on, so litter left by a killed stage changes that dependency and the next
 # `dvc repro` removes it, even when it restores every other stage from the run-cache.
-TEMPORARIES = ".tmp"
+TEMPORARIES = Path(".tmp")
+
+# preprocess: one CSV per subject × session × activity, and their index.
+PROCESSED = Path("data/processed")
+SHARD_INDEX = "shards.json"
+# split: which shards train, validate and test.
+SPLITS = Path("data/splits")
+SPLIT_SUMMARY = "summary.json"
+# tensorize: windows as tensor shards.
+TENSORS = Path("data/processed_tensors")
+MANIFEST = "manifest.json"  # shards, windows per split, classes
+NORM_STATS = "norm_stats.json"  # train-split mean and std per column
+
+# train
+MODELS = Path("models")
+MODEL_FILE = "model.pt"
+TRAIN_REPORTS = Path("reports/train")  # DVCLive: metrics.json and plots/
+RESUME = Path(".resume/train")  # checkpoints of an unfinished fit; never a DVC output
+
+# baseline and evaluate write the same metrics and confusion files, each into its own folder.
+BASELINE = Path("reports/baseline")
+EVAL = Path("reports/eval")
+METRICS = "metrics.json"
+CONFUSION = "confusion.csv"
+BASELINE_WINDOWS = "windows.json"  # in BASELINE: windows per split and class
+LATENCY = "latency.json"
+UNCERTAINTY = "uncertainty.json"
+MISSING_MODALITY = "missing_modality.json"
+RELIABILITY = "reliability.json"
+CALIBRATION_PLOT = "calibration.png"
+ATTENTION_PLOT = "attention_viz.png"
+
+# analyze
+ANALYSIS = Path("reports/analysis")
+ANALYSIS_PLOTS = ("missing_modality.png", "per_class_f1.png", "calibration_before_after.png")
+
+# The `harfusion` command's outputs, beside the pipeline's.
+SWEEP_LOGS = Path("reports/sweep/logs")
+COMPARISON = Path("reports/comparison")
+COMPARISON_JSON = "fusion_comparison.json"
+LOSO = Path("reports/loso")
+LOSO_MARKDOWN = "loso.md"  # the ablation report includes it
+LOSO_JSON = "loso.json"
+REPORT = Path("reports/report.md")

@@ -12,10 +12,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harfusion.data.pamap2 import DEFAULT_CHANNEL_GROUPS, MODALITIES, ChannelGroup, Modality
 from harfusion.errors import HarfusionError
 
-Modality = Literal["imu_hand", "imu_chest", "imu_ankle", "heart_rate"]
-ChannelGroup = Literal["temperature", "acc16", "acc6", "gyro", "mag", "orientation"]
 # Lightning's StrategyRegistry names (2.6; a test compares them), kept here so that validating
 # params does not import Lightning; less single_tpu and single_xla, which need a device object
 # and fail as a name.
@@ -114,7 +113,7 @@ class DatasetParams(Strict):
     # Training windows only (null: chunk_stride): overlapping windows multiply the training set
     # for free, while validation and test windows stay the evaluation protocol's.
     train_stride: int | None = Field(128, ge=1)
-    channel_groups: list[ChannelGroup] = Field(["acc16", "gyro", "mag"], min_length=1)
+    channel_groups: list[ChannelGroup] = Field(list(DEFAULT_CHANNEL_GROUPS), min_length=1)
     prefetch_shards: bool = True
     pin_memory: bool | Literal["auto"] = "auto"
     # auto: on a CUDA device with num_workers 0, keep the rows there and gather batches there
@@ -247,9 +246,7 @@ class Params(Strict):
     fusion: Literal["early", "late", "hybrid"] = "hybrid"
     heads: int = Field(4, ge=1)
     chunk_size: int = Field(512, ge=16)
-    modalities: list[Modality] = Field(
-        ["imu_hand", "imu_chest", "imu_ankle", "heart_rate"], min_length=1
-    )
+    modalities: list[Modality] = Field(list(MODALITIES), min_length=1)
     data: DataParams = DataParams()
     preprocess: PreprocessParams = PreprocessParams()
     split: SplitParams = SplitParams()

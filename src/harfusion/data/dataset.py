@@ -1,0 +1,222 @@
+"""Windows of per-modality sensor tensors, from tensor shards or the legacy `.npy` layout.
+
+A sample is `{"inputs": {modality: float32 [T, C]}, "mask": bool [M], "label": int}`; the mask
+says which modalities are present, the mechanism that modality dropout and missing-modality
+evaluation also use. `ShardWindows.__getitems__` gathers a whole batch in a few tensor ops
+(torch's batched-fetch hook), since a Python call per window starved training of data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypedDict
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from harfusion.data.pamap2 import modality_columns
+from harfusion.errors import HarfusionError, refused_torch_file
+from harfusion.layout import MANIFEST, NORM_STATS
+
+
+class Sample(TypedDict):
+    inputs: dict[str, torch.Tensor]
+    mask: torch.Tensor
+    label: int
+
+
+def load_tensor_shard(path: Path, mmap: bool = False) -> dict:
+    try:
+        return torch.load(path, weights_only=True, mmap=mmap)
+    except FileNotFoundError:
+        raise HarfusionError(
+            f"{path}: tensor shard is missing; run `dvc repro tensorize`"
+        ) from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        raise refused_torch_file(path, "a readable tensor shard", exc) from None
+
+
+class Batch(TypedDict):
+    inputs: dict[str, torch.Tensor]
+    mask: torch.Tensor
+    label: torch.Tensor
+
+
+def collate_windows(samples: list[Sample] | Batch) -> Batch:
+    """Pass a batch `__getitems__` already gathered through; stack single samples."""
+    return default_collate(samples) if isinstance(samples, list) else samples
+
+
+class ShardWindows(Dataset):
+    """Windows listed in `manifest.json`, normalised with train-split statistics."""
+
+    def __init__(
+        self,
+        tensor_dir: str | Path,
+        split: str,
+        modalities: Sequence[str],
+        channel_groups: Sequence[str],
+        prefetch_shards: bool = True,
+    ) -> None:
+        self.tensor_dir = Path(tensor_dir)
+        manifest = json.loads((self.tensor_dir / MANIFEST).read_text())
+        stats = json.loads((self.tensor_dir / NORM_STATS).read_text())
+        self.modalities = list(modalities)
+        self.classes: list[int] = manifest["classes"]
+        self.class_names: list[str] = manifest["class_names"]
+        self.chunk_size: int = manifest["chunk_size"]
+        self.shards: list[dict] = manifest["shards"]
+        self.windows = torch.tensor(manifest["windows"][split], dtype=torch.long).reshape(-1, 2)
+        column_index = {name: i for i, name in enumerate(manifest["columns"])}
+        self.columns = {
+            m: torch.tensor([column_index[c] for c in modality_columns(m, channel_groups)])
+            for m in self.modalities
+        }
+        mean = torch.tensor(stats["mean"], dtype=torch.float32)
+        std = torch.tensor(stats["std"], dtype=torch.float32)
+        self.norm = {m: (mean[idx], std[idx]) for m, idx in self.columns.items()}
+        label_of = {activity: i for i, activity in enumerate(self.classes)}
+        self.shard_labels = torch.tensor([label_of[s["activity"]] for s in self.shards])
+        self._mmaps: dict[int, torch.Tensor] = {}
+        self.prefetch = prefetch_shards
+        if prefetch_shards:
+            self._rows, self._row_of = self._concatenate()
+
+    def _concatenate(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The rows this split uses, normalised once per modality, and each window's first row."""
+        used = self.windows[:, 0].unique().tolist()
+        offsets, parts, total = {}, [], 0
+        for shard in used:
+            offsets[shard] = total
+            path = self.tensor_dir / self.shards[shard]["path"]
+            parts.append(load_tensor_shard(path)["features"])
+            total += len(parts[-1])
+        starts = torch.tensor([offsets[s] for s in self.windows[:, 0].tolist()], dtype=torch.long)
+        return self._normalised(torch.cat(parts)), starts + self.windows[:, 1]
+
+    def _mapped(self, shard: int) -> torch.Tensor:
+        """A shard's features, memory-mapped (for `prefetch_shards: false`)."""
+        if shard not in self._mmaps:
+            path = self.tensor_dir / self.shards[shard]["path"]
+            self._mmaps[shard] = load_tensor_shard(path, mmap=True)["features"]
+        return self._mmaps[shard]
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def _normalised(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per modality, (x - train mean) / train std with NaN as 0, for rows [..., C_all]."""
+        inputs = {}
+        for modality, columns in self.columns.items():
+            mean, std = self.norm[modality]
+            values = (windows[..., columns] - mean) / std
+            inputs[modality] = torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        return inputs
+
+    def __getitem__(self, index: int) -> Sample:
+        shard, start = self.windows[index].tolist()
+        if self.prefetch:
+            first = int(self._row_of[index])
+            inputs = {m: x[first : first + self.chunk_size] for m, x in self._rows.items()}
+        else:
+            inputs = self._normalised(self._mapped(shard)[start : start + self.chunk_size])
+        return {
+            "inputs": inputs,
+            "mask": torch.ones(len(self.modalities), dtype=torch.bool),
+            "label": int(self.shard_labels[shard]),
+        }
+
+    def to(self, device: torch.device) -> ShardWindows:
+        """Keep the split's rows on `device`, so batches are gathered there (no host copies)."""
+        if self.prefetch and self.device == device:
+            return self
+        if not self.prefetch:
+            raise HarfusionError("dataset.gather_on_device needs dataset.prefetch_shards: true")
+        self._rows = {m: x.to(device) for m, x in self._rows.items()}
+        self._row_of = self._row_of.to(device)
+        self.shard_labels = self.shard_labels.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self._row_of.device if self.prefetch else torch.device("cpu")
+
+    def __getitems__(self, indices: list[int]) -> Batch | list[Sample]:
+        if not self.prefetch:
+            return [self[i] for i in indices]
+        index = torch.as_tensor(indices, dtype=torch.long)
+        first = self._row_of[index.to(self.device)]
+        return {
+            # unfold views every window without copying; indexing it copies only the batch
+            "inputs": {
+                m: x.unfold(0, self.chunk_size, 1)[first].transpose(1, 2).contiguous()
+                for m, x in self._rows.items()
+            },
+            "mask": torch.ones(
+                len(index), len(self.modalities), dtype=torch.bool, device=self.device
+            ),
+            "label": self.shard_labels[self.windows[index, 0].to(self.device)],
+        }
+
+
+class LegacyNpyWindows(Dataset):
+    """The old layout: `{split}_{modality}.npy` [N, T, C] beside `{split}_labels.npy` [N]."""
+
+    def __init__(self, data_dir: str | Path, split: str, modalities: Sequence[str]) -> None:
+        data_dir = Path(data_dir)
+        self.modalities = list(modalities)
+        arrays = {}
+        for modality in self.modalities:
+            path = data_dir / f"{split}_{modality}.npy"
+            if not path.exists():
+                raise HarfusionError(f"{path}: missing for modality {modality!r}")
+            arrays[modality] = torch.from_numpy(np.load(path, allow_pickle=False)).float()
+        raw_labels = {
+            s: np.load(p, allow_pickle=False) for s, p in _legacy_label_files(data_dir).items()
+        }
+        self.classes = sorted({int(v) for labels in raw_labels.values() for v in labels})
+        self.class_names = [str(c) for c in self.classes]
+        label_of = {activity: i for i, activity in enumerate(self.classes)}
+        self.targets = torch.tensor([label_of[int(v)] for v in raw_labels[split]])
+        lengths = {len(self.targets), *(len(a) for a in arrays.values())}
+        if len(lengths) != 1:
+            raise HarfusionError(f"{data_dir}: {split} arrays disagree on the number of windows")
+        self.arrays = {
+            m: torch.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0) for m, a in arrays.items()
+        }
+        self.chunk_size = next(iter(arrays.values())).shape[1]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> Sample:
+        return {
+            "inputs": {m: a[index] for m, a in self.arrays.items()},
+            "mask": torch.ones(len(self.modalities), dtype=torch.bool),
+            "label": int(self.targets[index]),
+        }
+
+
+def _legacy_label_files(data_dir: Path) -> dict[str, Path]:
+    return {p.name.removesuffix("_labels.npy"): p for p in sorted(data_dir.glob("*_labels.npy"))}
+
+
+def open_windows(
+    data_dir: str | Path,
+    split: str,
+    modalities: Sequence[str],
+    channel_groups: Sequence[str],
+    prefetch_shards: bool = True,
+) -> ShardWindows | LegacyNpyWindows:
+    """Tensor shards when a manifest exists, else the legacy `.npy` layout."""
+    data_dir = Path(data_dir)
+    if (data_dir / MANIFEST).exists():
+        return ShardWindows(data_dir, split, modalities, channel_groups, prefetch_shards)
+    if split in _legacy_label_files(data_dir):
+        return LegacyNpyWindows(data_dir, split, modalities)
+    raise HarfusionError(
+        f"{data_dir}: neither {MANIFEST} nor {split}_labels.npy found; run `dvc repro tensorize`"
+    )

@@ -1,0 +1,229 @@
+"""Turn CSV shards into tensor shards, per-split window indexes and train-only normalisation.
+
+Windows never cross a shard (so never a split) or a gap in the timestamps: a model never sees
+two recordings glued together.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from harfusion.atomic import atomic_path
+from harfusion.data.pamap2 import SAMPLE_RATE_HZ, SENSOR_COLUMNS, activity_name
+from harfusion.data.preprocess import read_shard_csv
+from harfusion.data.splits import SPLITS
+from harfusion.errors import HarfusionError
+from harfusion.layout import MANIFEST, NORM_STATS
+
+GAP_FACTOR = 1.5  # a step longer than 1.5 sample periods starts a new segment
+_PART = re.compile(r"_part\d+$")
+
+
+def read_split_file(path: Path) -> list[tuple[str, int]]:
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        shard, sep, rows = line.rpartition(",")
+        if not sep or not rows.strip().isdigit():
+            raise HarfusionError(f"{path}:{number}: expected 'path/to/shard.csv,<rows>'")
+        entries.append((shard, int(rows)))
+    return entries
+
+
+def window_starts(timestamps: np.ndarray, chunk_size: int, stride: int) -> np.ndarray:
+    """Start rows of every full window that lies inside one gap-free segment."""
+    steps = np.diff(timestamps)
+    breaks = np.flatnonzero((steps <= 0) | (steps > GAP_FACTOR / SAMPLE_RATE_HZ)) + 1
+    bounds = np.concatenate([[0], breaks, [len(timestamps)]])
+    starts = [
+        np.arange(begin, end - chunk_size + 1, stride)
+        for begin, end in pairwise(bounds)
+        if end - begin >= chunk_size
+    ]
+    return np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+
+
+def _whole(path: Path) -> Path:
+    """The shard a part file belongs to: `activity_4_part1.csv` → `activity_4.csv`."""
+    return path.with_name(_PART.sub("", path.stem) + path.suffix)
+
+
+def _shard_parts(entries: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
+    """A split's entries grouped into whole subject × activity shards, parts in order.
+
+    Preprocess cuts a large shard into `_part<k>` files at a byte size; windows have to span
+    those cuts, or `preprocess.max_shard_mb` would change which windows exist.
+    """
+    groups: dict[Path, list[tuple[int, str, int]]] = {}
+    for csv_path, rows in entries:
+        path = Path(csv_path)
+        part = _PART.search(path.stem)
+        number = int(part.group().removeprefix("_part")) if part else 0
+        groups.setdefault(_whole(path), []).append((number, csv_path, rows))
+    return [[(path, rows) for _, path, rows in sorted(parts)] for parts in groups.values()]
+
+
+def _read_parts(
+    parts: list[tuple[str, int]], split_file: Path
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """One shard's features (float64), timestamps, activity and subject, from its part files."""
+    features, timestamps = [], []
+    for csv_path, rows in parts:
+        table = read_shard_csv(csv_path)
+        if table.num_rows != rows:
+            raise HarfusionError(
+                f"{split_file}: {csv_path} has {table.num_rows} rows, the split file says {rows}"
+            )
+        values = np.column_stack(
+            [table.column(c).to_numpy(zero_copy_only=False) for c in SENSOR_COLUMNS]
+        ).astype(np.float64)
+        _float32(values, csv_path)
+        features.append(values)
+        timestamps.append(table.column("timestamp_s").to_numpy())
+        if len(features) == 1:
+            activity = int(table.column("activity_id")[0].as_py())
+            subject = int(table.column("subject_id")[0].as_py())
+    return np.concatenate(features), np.concatenate(timestamps), activity, subject
+
+
+def _warn_untrained(manifest: dict, classes: list[int], chunk_size: int) -> None:
+    """A class with no training window is one the model cannot learn, yet it is scored."""
+    trained = {manifest["shards"][shard]["activity"] for shard, _ in manifest["windows"]["train"]}
+    untrained = [f"{activity_name(a)} ({a})" for a in classes if a not in trained]
+    if untrained:
+        print(
+            f"tensorize: warning: no training window at chunk_size={chunk_size} for "
+            f"{', '.join(untrained)}: the model cannot learn them (too little training data "
+            "for them, or a smaller chunk_size)",
+            file=sys.stderr,
+        )
+
+
+def _float32(features: np.ndarray, csv_path: str) -> np.ndarray:
+    """The features as stored; a value beyond float32's range would become inf there."""
+    with np.errstate(over="ignore"):
+        narrow = features.astype(np.float32)
+    infinite = np.isinf(narrow).any(axis=0)
+    if infinite.any():
+        column = SENSOR_COLUMNS[int(np.argmax(infinite))]
+        raise HarfusionError(
+            f"{csv_path}: {column}: infinite or beyond float32's range; rerun preprocess, "
+            "which rejects values no sensor produces"
+        )
+    return narrow
+
+
+def _check_finite_stats(mean: np.ndarray, std: np.ndarray) -> None:
+    """A NaN or inf statistic would silently zero its channel in every split: refuse it."""
+    bad = ~(np.isfinite(mean) & np.isfinite(std))
+    if bad.any():
+        column = int(np.argmax(bad))
+        raise HarfusionError(
+            f"{NORM_STATS}: {SENSOR_COLUMNS[column]}: train mean {mean[column]:g}, std "
+            f"{std[column]:g} are not finite (values too large to square in float64?)"
+        )
+
+
+def tensorize(
+    splits_dir: Path,
+    processed_dir: Path,
+    out_dir: Path,
+    chunk_size: int,
+    stride: int,
+    train_stride: int | None = None,
+) -> dict:
+    """Write `<shard>.pt`, `manifest.json` (classes, windows per split) and `norm_stats.json`.
+
+    `train_stride` (default `stride`) spaces the train split's windows only: overlapping
+    training windows add examples at no labelling cost, while validation and test keep the
+    evaluation stride so their scores stay comparable across settings.
+    """
+    strides = {split: stride for split in SPLITS} | {"train": train_stride or stride}
+    listed = {split: read_split_file(splits_dir / f"{split}.txt") for split in SPLITS}
+    total = sum(len(entries) for entries in listed.values())
+    manifest: dict = {
+        "columns": list(SENSOR_COLUMNS),
+        "chunk_size": chunk_size,
+        "stride": stride,
+        "train_stride": strides["train"],
+        "shards": [],
+        "windows": {},
+    }
+    sums = np.zeros(len(SENSOR_COLUMNS))
+    squares = np.zeros(len(SENSOR_COLUMNS))
+    counts = np.zeros(len(SENSOR_COLUMNS))
+    activities: set[int] = set()
+    with atomic_path(out_dir) as tmp, tqdm(total=total, desc="tensorize", unit="shard") as bar:
+        for split, entries in listed.items():
+            windows = []
+            for parts in _shard_parts(entries):
+                features, timestamps, activity, subject = _read_parts(
+                    parts, splits_dir / f"{split}.txt"
+                )
+                rows = len(timestamps)
+                activities.add(activity)
+                relative = _whole(Path(parts[0][0]).relative_to(processed_dir)).with_suffix(".pt")
+                target = tmp / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(
+                    {
+                        "features": torch.from_numpy(features.astype(np.float32)),
+                        "timestamps": torch.from_numpy(timestamps.astype(np.float64)),
+                        "activity": activity,
+                        "subject": subject,
+                    },
+                    target,
+                )
+                shard_index = len(manifest["shards"])
+                manifest["shards"].append(
+                    {
+                        "path": relative.as_posix(),
+                        "activity": activity,
+                        "subject": subject,
+                        "rows": rows,
+                        "split": split,
+                    }
+                )
+                windows += [
+                    [shard_index, int(s)]
+                    for s in window_starts(timestamps, chunk_size, strides[split])
+                ]
+                if split == "train":
+                    present = ~np.isnan(features)
+                    sums += np.where(present, features, 0).sum(axis=0)
+                    squares += np.where(present, features**2, 0).sum(axis=0)
+                    counts += present.sum(axis=0)
+                bar.update(len(parts))
+            manifest["windows"][split] = windows
+        empty = [split for split in SPLITS if not manifest["windows"][split]]
+        if empty:
+            raise HarfusionError(
+                f"chunk_size={chunk_size}: no window fits in the {', '.join(empty)} split; "
+                "use a smaller chunk_size or more data"
+            )
+        classes = sorted(activities)
+        _warn_untrained(manifest, classes, chunk_size)
+        manifest["classes"] = classes
+        manifest["class_names"] = [activity_name(a) for a in classes]
+        mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+        variance = np.divide(squares, counts, out=np.ones_like(sums), where=counts > 0) - mean**2
+        std = np.sqrt(np.clip(variance, 0, None))
+        std[std < 1e-6] = 1.0
+        _check_finite_stats(mean, std)
+        stats = {
+            "fit_on": "train",
+            "columns": list(SENSOR_COLUMNS),
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+            "count": counts.astype(int).tolist(),
+        }
+        (tmp / NORM_STATS).write_text(json.dumps(stats, indent=1))
+        (tmp / MANIFEST).write_text(json.dumps(manifest))
+    return manifest

@@ -1,0 +1,479 @@
+"""Leave-one-subject-out: one DVC experiment per held-out test subject (and seed), validation on
+the next subject, then pooled out-of-fold macro F1 and the mean ± std over folds.
+
+    harfusion loso [--config fusion-hybrid] [--subjects 101,102,...] [--seeds K] [-j N]
+                   [--shard I/N] [--push]
+
+Shard splits let one subject's other activities into training; only whole held-out subjects say
+how a model does on a person it has never seen, which is what a wearable has to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from harfusion import layout
+from harfusion.atomic import write_text
+from harfusion.data.dat_reader import read_dat
+from harfusion.data.pamap2 import RAW_COLUMNS, TRANSIENT_ACTIVITY, activity_name
+from harfusion.data.preprocess import find_recordings
+from harfusion.errors import HarfusionError
+from harfusion.experiments import runner
+from harfusion.experiments.ablations import (
+    Config,
+    Run,
+    check_runs,
+    expand,
+    load_ablations,
+    parse_set,
+)
+from harfusion.experiments.comparison import summarize
+from harfusion.experiments.dvc_client import (
+    BASELINE_CONFUSION,
+    BASELINE_METRICS,
+    BASELINE_WINDOWS,
+    CONFUSION,
+    METRICS,
+    Experiment,
+    read_output,
+)
+from harfusion.experiments.shards import Shard
+from harfusion.params import Params, load_params
+
+
+def subjects_of(params: Params, chosen: list[int] | None) -> list[int]:
+    """`--subjects`, or the synthetic set's subjects when the pipeline reads synthetic data."""
+    if chosen:
+        subjects = chosen
+    elif params.data.raw_dir == params.data.synthetic.out_dir:
+        subjects = params.data.synthetic.subjects
+    else:
+        raise HarfusionError("--subjects: name the subjects of your data set, e.g. 101,102,103")
+    if len(set(subjects)) < 3:
+        raise HarfusionError(f"--subjects: need at least 3 (train, val, test), got {subjects}")
+    return sorted(set(subjects))
+
+
+def folds(
+    config: Config, subjects: list[int], seeds: int, extra: dict[str, Any] | None = None
+) -> list[Run]:
+    """One run per test subject (and seed, named as the sweep names them); the next subject in
+    the list validates. The fold's split wins over `extra`."""
+    fold_configs = [
+        Config(
+            f"loso-{config.name}-t{test}",
+            config.group,
+            config.overrides
+            | (extra or {})
+            | {
+                "split.strategy": "subject",
+                "split.test_subjects": [test],
+                "split.val_subjects": [subjects[(index + 1) % len(subjects)]],
+            },
+        )
+        for index, test in enumerate(subjects)
+    ]
+    return expand(fold_configs, seeds)
+
+
+def activities_by_subject(params: Params) -> dict[int, dict[int, int]] | None:
+    """Rows per labelled activity of each subject in `data.raw_dir`; None while the data does not
+    exist yet (the synthetic set before its first `dvc repro`)."""
+    try:
+        recordings = find_recordings(params.data.raw_dir, params.preprocess.sessions)
+    except HarfusionError:
+        return None
+    rows: dict[int, Counter[int]] = {}
+    for recording in recordings:
+        activities = read_dat(recording.path)[:, RAW_COLUMNS.index("activity_id")].astype(int)
+        rows.setdefault(recording.subject, Counter()).update(activities.tolist())
+    return {
+        subject: {a: n for a, n in sorted(counts.items()) if a != TRANSIENT_ACTIVITY}
+        for subject, counts in sorted(rows.items())
+    }
+
+
+def untrainable(
+    rows: dict[int, dict[int, int]], subjects: list[int], chunk_size: int
+) -> dict[str, list[int]]:
+    """Activity name → the folds (test subjects) whose training subjects hold no full window of
+    it: the model cannot learn it there. Training is every subject but the fold's test and
+    validation subject, as `folds` plans them."""
+    windows = {s: {a for a, n in counts.items() if n >= chunk_size} for s, counts in rows.items()}
+    present = {a for counts in windows.values() for a in counts}
+    missing: dict[str, list[int]] = {}
+    for index, test in enumerate(subjects):
+        held_out = {test, subjects[(index + 1) % len(subjects)]}
+        trained = {a for s, acts in windows.items() if s not in held_out for a in acts}
+        for activity in sorted(present - trained):
+            missing.setdefault(activity_name(activity), []).append(test)
+    return missing
+
+
+def _predictions(text: str) -> tuple[list[str], list[str]]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return [row["actual"] for row in rows], [row["predicted"] for row in rows]
+
+
+@dataclass
+class FoldOutputs:
+    """What a finished fold's experiment left: test predictions of both models, windows per
+    class and split (the baseline stage counts them)."""
+
+    deep: str
+    baseline: str | None = None
+    windows: dict[str, dict[str, int]] | None = None
+
+
+def read_fold(rev: str) -> FoldOutputs | None:
+    deep = read_output(CONFUSION, rev)
+    if deep is None:
+        return None
+    windows = read_output(BASELINE_WINDOWS, rev)
+    return FoldOutputs(
+        deep, read_output(BASELINE_CONFUSION, rev), json.loads(windows) if windows else None
+    )
+
+
+def _scores(
+    actual: list[str], predicted: list[str], learnable: list[str]
+) -> tuple[float, float | None, dict[str, float]]:
+    """(macro F1 over the classes in `actual`, over the learnable ones among them, per class):
+    every window counts; the learnable average takes only those classes' F1."""
+    classes = sorted(set(actual) | set(predicted))
+    scores = f1_score(actual, predicted, labels=classes, average=None, zero_division=0)
+    f1 = {c: float(v) for c, v in zip(classes, scores, strict=True) if c in set(actual)}
+    chosen = [f1[c] for c in learnable if c in f1]
+    return float(np.mean(list(f1.values()))), float(np.mean(chosen)) if chosen else None, f1
+
+
+def _pooled(predictions: dict[Any, tuple[list[str], list[str]]], learnable: list[str]) -> dict:
+    """Pooled macro F1 (all classes, learnable ones) and per-class F1 for each seed, then
+    mean ± std over seeds."""
+    overall: list[float] = []
+    over_learnable: list[float] = []
+    per_class: dict[str, list[float]] = {}
+    for actual, predicted in predictions.values():
+        every, chosen, f1 = _scores(actual, predicted, learnable)
+        overall.append(every)
+        if chosen is not None:
+            over_learnable.append(chosen)
+        for c, value in f1.items():
+            per_class.setdefault(c, []).append(value)
+    return {
+        "f1_macro": summarize(overall),
+        "f1_macro_learnable": summarize(over_learnable) if over_learnable else None,
+        "per_class_f1": {c: summarize(values) for c, values in sorted(per_class.items())},
+    }
+
+
+def _classes(outputs: dict[str, FoldOutputs], runs: list[Run]) -> tuple[list[str], list[dict]]:
+    """(learnable, excluded): a class is learnable when every finished fold had training windows
+    of it; an excluded one says in which folds it had none and which test subjects hold it."""
+    test_subject = {run.name: run.overrides["split.test_subjects"][0] for run in runs}
+    counted = {name: out.windows for name, out in outputs.items() if out.windows}
+    classes = sorted(
+        {c for windows in counted.values() for split in windows.values() for c in split}
+    )
+    learnable, excluded = [], []
+    for cls in classes:
+        without = sorted(
+            {test_subject[n] for n, w in counted.items() if w["train"].get(cls, 0) == 0}
+        )
+        if not without:
+            learnable.append(cls)
+            continue
+        holders = sorted({test_subject[n] for n, w in counted.items() if w["test"].get(cls, 0)})
+        excluded.append(
+            {
+                "class": cls,
+                "no_training_windows_in_folds": without,
+                "test_subjects_with_it": holders,
+                "why": f"no training window in the fold(s) testing {_join(without)}; of the "
+                f"tested subjects only {_join(holders) or 'none'} hold(s) a window of it",
+            }
+        )
+    return learnable, excluded
+
+
+def _join(values: list[Any]) -> str:
+    return ", ".join(map(str, values))
+
+
+def summarize_folds(
+    runs: list[Run], finished: dict[str, Experiment], outputs: dict[str, FoldOutputs]
+) -> dict[str, Any]:
+    """Per fold both models' scores; pooled macro F1 per seed over all folds' test windows (all
+    classes and learnable ones); mean ± std over seeds and over folds."""
+    rows: list[dict[str, Any]] = []
+    pooled: dict[str, dict[Any, tuple[list[str], list[str]]]] = {"deep": {}, "baseline": {}}
+    per_fold: dict[str, dict[str, tuple[list[str], list[str]]]] = {}
+    done = [run for run in runs if run.name in outputs and run.name in finished]
+    done = [run for run in done if finished[run.name].state == "success"]
+    for run in done:
+        experiment, out = finished[run.name], outputs[run.name]
+        seed = run.overrides.get("seed", experiment.params.get("seed"))
+        metrics = experiment.metrics[METRICS]
+        baseline = experiment.metrics.get(BASELINE_METRICS) or {}
+        row = {
+            "experiment": run.name,
+            "test_subject": run.overrides["split.test_subjects"][0],
+            "val_subject": run.overrides["split.val_subjects"][0],
+            "seed": seed,
+            "accuracy": metrics["accuracy"],
+            "f1_macro": metrics["f1_macro"],
+            "baseline_f1_macro": baseline.get("f1_macro"),
+        }
+        for model, text in (("deep", out.deep), ("baseline", out.baseline)):
+            if text is None:
+                continue
+            actual, predicted = _predictions(text)
+            per_fold.setdefault(run.name, {})[model] = (actual, predicted)
+            if model == "deep":
+                row["windows"] = len(actual)
+            into = pooled[model].setdefault(seed, ([], []))
+            into[0].extend(actual)
+            into[1].extend(predicted)
+        rows.append(row)
+    if not rows:
+        raise HarfusionError("no LOSO fold finished; nothing to summarize")
+    learnable, excluded = _classes({r.name: outputs[r.name] for r in done}, done)
+    for row in rows:  # per fold, over the learnable classes its test subject holds
+        for model, key in (
+            ("deep", "f1_macro_learnable"),
+            ("baseline", "baseline_f1_macro_learnable"),
+        ):
+            if model in per_fold.get(row["experiment"], {}):
+                row[key] = _scores(*per_fold[row["experiment"]][model], learnable)[1]
+    fold_baseline = [r["baseline_f1_macro"] for r in rows if r["baseline_f1_macro"] is not None]
+    return {
+        "folds": rows,
+        "learnable_classes": learnable,
+        "excluded_classes": excluded,
+        "pooled": {
+            model: _pooled(predictions, learnable)
+            for model, predictions in pooled.items()
+            if predictions
+        },
+        "fold_f1_macro": summarize([row["f1_macro"] for row in rows]),
+        "fold_accuracy": summarize([row["accuracy"] for row in rows]),
+        "fold_baseline_f1_macro": summarize(fold_baseline) if fold_baseline else None,
+        "worst_fold_f1_macro": min(row["f1_macro"] for row in rows),
+        "worst_fold_baseline_f1_macro": min(fold_baseline) if fold_baseline else None,
+        **_fold_learnable(rows, "f1_macro_learnable"),
+        **_fold_learnable(rows, "baseline_f1_macro_learnable"),
+        "missing": [run.name for run in runs if run.name not in {r["experiment"] for r in rows}],
+    }
+
+
+def _fold_learnable(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """Mean ± std and worst over folds of a per-fold learnable-class score."""
+    values = [row[key] for row in rows if row.get(key) is not None]
+    return {
+        f"fold_{key}": summarize(values) if values else None,
+        f"worst_fold_{key}": min(values) if values else None,
+    }
+
+
+def _mean_std(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "–"
+    std = f" ± {entry['std']:.3f}" if entry["std"] is not None else ""
+    return f"{entry['mean']:.3f}{std} (n={entry['n']})"
+
+
+def _score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def data_source(params: Params) -> str:
+    data = params.data
+    if data.raw_dir == data.synthetic.out_dir:
+        return (
+            f"synthetic PAMAP2 (generator seed {data.synthetic.seed}, "
+            f"{data.synthetic.seconds_per_activity:g} s per activity and subject)"
+        )
+    return f"PAMAP2-format recordings in `{data.raw_dir}`"
+
+
+def markdown(summary: dict[str, Any], config: Config, params: Params, seeds: int) -> str:
+    """`params`: as the folds' experiments ran them (`-S` overrides included)."""
+    subjects = sorted({row["test_subject"] for row in summary["folds"]})
+    pooled = summary["pooled"]
+    deep, baseline = pooled.get("deep"), pooled.get("baseline")
+    lines = [
+        f"# Leave-one-subject-out: {config.name}",
+        "",
+        f"- **Data source:** {data_source(params)}",
+        "- **Split:** `subject`: each fold tests one subject and validates on the next in the "
+        "list; all other subjects train",
+        f"- **Test subjects:** {_join(subjects)}",
+        f"- **Seeds:** {seeds} per fold; overrides {json.dumps(config.overrides)}",
+        f"- **Window:** {params.chunk_size} steps; fusion {params.fusion}; modalities "
+        f"{_join(params.modalities)}",
+        "",
+        "| pooled out-of-fold macro F1 (mean ± std over seeds) | deep model | baseline "
+        f"({params.baseline.model}) |",
+        "|---|---:|---:|",
+        f"| all classes | {_mean_std(deep and deep['f1_macro'])} "
+        f"| {_mean_std(baseline and baseline['f1_macro'])} |",
+        f"| learnable classes ({_join(summary['learnable_classes']) or 'none'}) "
+        f"| {_mean_std(deep and deep['f1_macro_learnable'])} "
+        f"| {_mean_std(baseline and baseline['f1_macro_learnable'])} |",
+        f"| per fold | {_mean_std(summary['fold_f1_macro'])} "
+        f"| {_mean_std(summary['fold_baseline_f1_macro'])} |",
+        f"| worst fold | {_score(summary['worst_fold_f1_macro'])} "
+        f"| {_score(summary['worst_fold_baseline_f1_macro'])} |",
+        f"| per fold, learnable classes | {_mean_std(summary['fold_f1_macro_learnable'])} "
+        f"| {_mean_std(summary['fold_baseline_f1_macro_learnable'])} |",
+        f"| worst fold, learnable classes | {_score(summary['worst_fold_f1_macro_learnable'])} "
+        f"| {_score(summary['worst_fold_baseline_f1_macro_learnable'])} |",
+        "",
+    ]
+    if summary["excluded_classes"]:
+        lines.append("Excluded from the learnable-class score (still in the all-class score):")
+        lines += [f"- **{e['class']}**: {e['why']}" for e in summary["excluded_classes"]]
+        lines.append("")
+    classes = sorted(
+        set(deep["per_class_f1"] if deep else {})
+        | set(baseline["per_class_f1"] if baseline else {})
+    )
+    lines += ["| class | pooled F1, deep | pooled F1, baseline |", "|---|---:|---:|"]
+    lines += [
+        f"| {c} | {_mean_std(deep and deep['per_class_f1'].get(c))} "
+        f"| {_mean_std(baseline and baseline['per_class_f1'].get(c))} |"
+        for c in classes
+    ]
+    lines += [
+        "",
+        "| test subject | val subject | seed | windows | accuracy | macro F1 | baseline macro F1 "
+        "| margin |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['test_subject']} | {r['val_subject']} | {r['seed']} | {r.get('windows', '–')} "
+        f"| {r['accuracy']:.3f} | {r['f1_macro']:.3f} | {_score(r['baseline_f1_macro'])} "
+        f"| {_margin(r['f1_macro'], r['baseline_f1_macro'])} |"
+        for r in summary["folds"]
+    ]
+    if summary["missing"]:
+        lines += ["", f"Not finished: {', '.join(summary['missing'])}"]
+    return "\n".join(lines) + "\n"
+
+
+def _margin(deep: float, baseline: float | None) -> str:
+    return "–" if baseline is None else f"{deep - baseline:+.3f}"
+
+
+def warn_untrainable(params: Params, subjects: list[int]) -> None:
+    """Say before queueing which classes some folds cannot learn (a class one subject holds)."""
+    rows = activities_by_subject(params)
+    if rows is None:
+        return
+    for name, tests in untrainable(rows, subjects, params.chunk_size).items():
+        print(
+            f"loso: warning: {name!r} has no training window in the fold(s) testing "
+            f"{_join(tests)}; it is scored over all classes and left out of the learnable-class "
+            "macro F1",
+            file=sys.stderr,
+        )
+
+
+def add_plan_arguments(parse: argparse.ArgumentParser) -> None:
+    """Which folds: shared by `harfusion loso` and `harfusion gather loso`."""
+    parse.add_argument(
+        "--config", help="an ablations.yaml configuration (default: params.yaml as it is)"
+    )
+    parse.add_argument("--subjects", help="comma-separated subject ids (default: synthetic set's)")
+    parse.add_argument("--seeds", type=int, default=1, help="seeds 1..K per fold")
+    parse.add_argument(
+        "--folds", type=int, help="run only the first K folds (a quick check); default: all"
+    )
+    parse.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
+    parse.add_argument("--ablations", type=Path, default=layout.ABLATIONS)
+    parse.add_argument("--params", type=Path, default=layout.PARAMS)
+    parse.add_argument(
+        "--out", type=Path, default=layout.LOSO, help="where loso.json and loso.md go"
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    config: Config
+    subjects: list[int]
+    runs: list[Run]
+    params: Params  # as the first fold will run, -S overrides included
+
+
+def plan(args: argparse.Namespace) -> Plan:
+    """The folds the options name, their params validated before anything is queued."""
+    params = load_params(args.params)
+    config = Config("base", "loso", {})
+    if args.config:
+        config = load_ablations(args.ablations).config(args.config) or config
+        if config.name != args.config:
+            raise HarfusionError(f"--config: no configuration {args.config!r} in ablations")
+    chosen = [int(s) for s in args.subjects.split(",")] if args.subjects else None
+    subjects = subjects_of(params, chosen)
+    runs = folds(config, subjects, args.seeds, parse_set(args.set))
+    if args.folds is not None:
+        if not 1 <= args.folds <= len(subjects):
+            raise HarfusionError(f"--folds: between 1 and {len(subjects)}, got {args.folds}")
+        runs = runs[: args.folds * args.seeds]  # folds() lists a fold's seeds together
+    return Plan(config, subjects, runs, check_runs(runs, args.params)[0])
+
+
+def write_summary(args: argparse.Namespace, planned: Plan, finished: dict[str, Experiment]) -> None:
+    """Write loso.json and loso.md from the finished folds' experiments and print the table."""
+    outputs = {
+        name: out
+        for name, exp in finished.items()
+        if exp.state == "success" and (out := read_fold(exp.rev)) is not None
+    }
+    summary = summarize_folds(planned.runs, finished, outputs)
+    ran = next(finished[r["experiment"]] for r in summary["folds"]).params
+    ran_with = Params.model_validate(ran) if ran else planned.params
+    summary["protocol"] = {
+        "data_source": data_source(ran_with),
+        "raw_dir": ran_with.data.raw_dir,
+        "test_subjects": planned.subjects,
+        "seeds": args.seeds,
+        "config": planned.config.name,
+        "overrides": planned.config.overrides | parse_set(args.set),
+    }
+    text = markdown(summary, planned.config, ran_with, args.seeds)
+    write_text(args.out / layout.LOSO_JSON, json.dumps(summary, indent=2) + "\n")
+    write_text(args.out / layout.LOSO_MARKDOWN, text)
+    print(text)
+
+
+def add_arguments(parse: argparse.ArgumentParser) -> None:
+    add_plan_arguments(parse)
+    runner.add_arguments(parse)
+
+
+def run(args: argparse.Namespace) -> int:
+    planned = plan(args)
+    warn_untrainable(planned.params, planned.subjects)
+    outcome = runner.execute(planned.runs, args)
+    if outcome is None:
+        return 0
+    if args.shard and Shard.parse(args.shard).count > 1:
+        print(
+            f"loso: shard {args.shard} done; once every shard has pushed, `harfusion gather loso` "
+            "with this command's other options summarizes all folds"
+        )
+    else:
+        write_summary(args, planned, outcome.finished)
+    return 1 if outcome.failed else 0

@@ -1,0 +1,84 @@
+"""Experiments shared between machines, DVC's way: experiments are git refs that travel through a
+git remote (`dvc exp push/pull`); their outputs and the run-cache travel through the default DVC
+remote. Nothing is copied between folders by hand."""
+
+from __future__ import annotations
+
+import sys
+
+from harfusion.errors import HarfusionError
+from harfusion.experiments.dvc_client import (
+    BASELINE_CONFUSION,
+    BASELINE_WINDOWS,
+    CONFUSION,
+    SPLIT_SUMMARY,
+    Experiment,
+    dvc,
+)
+
+# What the comparison, the report and the LOSO summary read besides the metrics files (those
+# come with `types=["metrics"]`): a gathering machine fetches these, not models or tensors.
+SUMMARY_INPUTS = (SPLIT_SUMMARY, CONFUSION, BASELINE_CONFUSION, BASELINE_WINDOWS)
+
+
+def default_dvc_remote() -> str | None:
+    """The name of the default DVC remote (`dvc remote default`), None when there is none."""
+    result = dvc("remote", "default", check=False)
+    name = result.stdout.strip()
+    return name if result.returncode == 0 and name else None
+
+
+def push(names: list[str], git_remote: str, storage: str | None) -> None:
+    """`dvc exp push --run-cache`: the experiments' refs to the git remote, their outputs and the
+    whole run-cache (every stage this machine ran) to the DVC remote. (`dvc push --run-cache`
+    alone would send the workspace's outputs, not the experiments'.)"""
+    if not names:
+        return
+    dvc("exp", "push", "--run-cache", git_remote, *names)
+    print(
+        f"sweep: pushed {len(names)} experiment(s) to git remote {git_remote!r}, their outputs "
+        f"and the run-cache to DVC remote {storage!r}: {', '.join(names)}",
+        flush=True,
+    )
+
+
+def on_remote(git_remote: str) -> set[str]:
+    """Names of the experiments of this commit that the git remote holds."""
+    return set(dvc("exp", "list", "--name-only", git_remote).stdout.split())
+
+
+def pull(names: list[str], git_remote: str) -> list[str]:
+    """`dvc exp pull` the named experiments that the git remote holds; return the missing ones.
+    Their outputs stay on the DVC remote: `fetch_summary_inputs` brings what is read."""
+    present = on_remote(git_remote)
+    found = [name for name in names if name in present]
+    missing = [name for name in names if name not in present]
+    if found:
+        # --force: when gathering, the remote's result replaces a local one of the same name
+        dvc("exp", "pull", "--no-cache", "--force", git_remote, *found)
+        print(f"gather: pulled {len(found)} experiment(s) from {git_remote!r}", flush=True)
+    if missing:
+        print(
+            f"gather: missing on {git_remote!r} for this commit: {', '.join(missing)} (did their "
+            "shard finish and push?)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return missing
+
+
+def fetch_summary_inputs(experiments: list[Experiment]) -> None:
+    """Fetch from the DVC remote the metrics and `SUMMARY_INPUTS` of these experiments."""
+    from dvc.repo import Repo  # slow to import; only a gathering machine needs it
+
+    revs = [experiment.rev for experiment in experiments]
+    if not revs:
+        return
+    try:
+        with Repo(".") as repo:
+            repo.fetch(revs=revs, workspace=False, types=["metrics"])
+            repo.fetch(targets=list(SUMMARY_INPUTS), revs=revs, workspace=False)
+    except Exception as exc:  # DVC's own errors name the remote and the file
+        raise HarfusionError(
+            f"fetching the experiments' results from the DVC remote: {exc}"
+        ) from None

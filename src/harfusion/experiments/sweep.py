@@ -1,0 +1,58 @@
+"""Run the ablation configurations (ablations.yaml) as DVC experiments through the queue.
+
+    harfusion sweep [--only GROUP|NAME,...] [--seeds K] [-S key=value ...] [-j N]
+                    [--shard I/N] [--push]
+
+Every configuration (or the selected ones, once per seed) becomes `dvc exp run --queue -n NAME
+-S ...`. Exits non-zero when any experiment failed, after saving the failed tasks' logs and
+printing where they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harfusion import layout
+from harfusion.experiments import runner
+from harfusion.experiments.ablations import Run, check_runs, expand, load_ablations, parse_set
+
+
+def add_plan_arguments(parse: argparse.ArgumentParser) -> None:
+    """What to run: shared by `harfusion sweep` and `harfusion gather sweep`."""
+    parse.add_argument(
+        "--only",
+        action="append",
+        help="comma-separated groups or configuration names (default: all), e.g. fusion,heads-8",
+    )
+    parse.add_argument(
+        "--seeds", type=int, default=1, help="run each configuration with seeds 1..K (names *-sK)"
+    )
+    parse.add_argument(
+        "-S",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra override for every experiment, as `dvc exp run -S`",
+    )
+    parse.add_argument("--ablations", type=Path, default=layout.ABLATIONS)
+    parse.add_argument("--params", type=Path, default=layout.PARAMS)
+
+
+def plan(args: argparse.Namespace) -> list[Run]:
+    """The experiments the options name, their params validated before anything is queued."""
+    only = [item for value in args.only or [] for item in value.split(",") if item]
+    runs = expand(load_ablations(args.ablations).select(only), args.seeds, parse_set(args.set))
+    check_runs(runs, args.params)
+    return runs
+
+
+def add_arguments(parse: argparse.ArgumentParser) -> None:
+    add_plan_arguments(parse)
+    runner.add_arguments(parse)
+
+
+def run(args: argparse.Namespace) -> int:
+    outcome = runner.execute(plan(args), args)
+    return 1 if outcome and outcome.failed else 0

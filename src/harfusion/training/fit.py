@@ -1,0 +1,252 @@
+"""Fit a fusion model with Lightning and export its best weights for evaluation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import Logger
+
+from harfusion.atomic import atomic_path
+from harfusion.data.dataset import ShardWindows
+from harfusion.errors import HarfusionError
+from harfusion.layout import MANIFEST, NORM_STATS, RESUME
+from harfusion.models.fusion import channels_for
+from harfusion.models.model_file import architecture, save_model
+from harfusion.params import Params
+from harfusion.threads import configure_threads
+from harfusion.training.classifier import FusionClassifier
+from harfusion.training.datamodule import WindowDataModule
+
+
+def _precision() -> str:
+    return "bf16-mixed" if torch.cuda.is_available() else "32-true"
+
+
+def progress_bar() -> RichProgressBar:
+    """Lightning's default bar redraws 100 times a second from a thread that needs the GIL,
+    which a launch-bound loop (a small model on a GPU) feels; four redraws a second read the
+    same (benchmarks/progress_bar.py)."""
+    return RichProgressBar(refresh_rate=4)
+
+
+def make_trainer(
+    params: Params, callbacks: list[Callback], logger: Logger | bool, **overrides
+) -> L.Trainer:
+    """The Trainer as the train stage configures it; benchmarks override its length."""
+    train = params.train
+    if overrides.get("enable_progress_bar", True):
+        callbacks = [*callbacks, progress_bar()]
+    options: dict[str, Any] = {
+        "max_epochs": train.max_epochs,
+        "min_epochs": train.min_epochs,
+        "accelerator": train.accelerator,
+        "devices": train.devices,
+        "strategy": train.strategy,
+        "num_nodes": train.num_nodes,
+        "precision": _precision(),
+        "gradient_clip_val": train.gradient_clip_norm,
+        "gradient_clip_algorithm": "norm",
+        "deterministic": "warn" if torch.cuda.is_available() else True,
+        "limit_train_batches": train.limit_train_batches,
+        "callbacks": callbacks,
+        "logger": logger,
+        "log_every_n_steps": 1,
+        "enable_model_summary": True,
+    }
+    try:
+        return L.Trainer(**(options | overrides))
+    except (MisconfigurationException, ValueError, ImportError) as exc:
+        # Valid params this machine cannot run (no GPU, DeepSpeed not installed, FSDP on CPU).
+        why = " ".join(str(exc).split())
+        raise HarfusionError(
+            f"train.accelerator={train.accelerator}, train.strategy={train.strategy}, "
+            f"train.devices={train.devices}: Lightning cannot run these here ({why})"
+        ) from None
+
+
+def balanced_class_weights(counts: torch.Tensor) -> torch.Tensor:
+    """Inverse-frequency weights, scaled so an average training window weighs 1; a class
+    without training windows gets 0 (it never occurs in the loss anyway)."""
+    counts = counts.double()
+    present = counts > 0
+    weights = torch.zeros_like(counts)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights.float()
+
+
+def make_module(params: Params, data: WindowDataModule) -> FusionClassifier:
+    weights = None
+    if params.train.class_balance == "loss":
+        weights = balanced_class_weights(data.class_counts("train"))
+    data.setup()  # opens the splits (no device yet; Lightning's own setup moves them)
+    train_windows = data.splits["train"]
+    normalisation = train_windows.norm if isinstance(train_windows, ShardWindows) else None
+    module = FusionClassifier(
+        params, channels_for(params), len(data.classes), weights, normalisation
+    )
+    if params.train.compile:
+        module.model = torch.compile(module.model)  # ty: ignore[invalid-assignment]
+    return module
+
+
+class RandomState(Callback):
+    """Carries every random stream through `last.ckpt`, so a resumed training draws what the
+    uninterrupted one would have: torch's, numpy's and Python's global generators (noise,
+    jitter, rotations, modality dropout) and the training loader's own (shuffle or sampler).
+
+    The loader's generator is restored as Lightning loads the checkpoint (a resumed fit creates
+    its first epoch's iterator before `on_train_epoch_start`); the global ones at the first
+    epoch's start, since the validation sanity check in between draws from torch's."""
+
+    def __init__(self, data: WindowDataModule) -> None:
+        self.data = data
+        self.pending: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        # the legacy global state is what third-party code draws from
+        kind, keys, position, has_gauss, gauss = np.random.get_state(legacy=True)  # noqa: NPY002
+        keys = torch.from_numpy(np.asarray(keys, dtype=np.int64))  # weights_only loads tensors
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [kind, keys, position, has_gauss, gauss],
+            "python": random.getstate(),
+            "loader": self.data.shuffle_generator.get_state(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.data.shuffle_generator.set_state(state_dict["loader"])
+        self.pending = state_dict
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.pending is None:
+            return
+        state, self.pending = self.pending, None
+        torch.set_rng_state(state["torch"])
+        if state["cuda"]:
+            torch.cuda.set_rng_state_all(state["cuda"])
+        kind, keys, position, has_gauss, gauss = state["numpy"]
+        keys = keys.numpy().astype(np.uint32)
+        np.random.set_state((kind, keys, position, has_gauss, gauss))  # noqa: NPY002
+        version, internal, gauss_next = state["python"]
+        random.setstate((version, tuple(internal), gauss_next))
+
+
+def fingerprint(params: Params, tensor_dir: Path) -> str:
+    """What a checkpoint must have been trained on to be resumed: train's params and data."""
+    tracked = params.model_dump(include={"seed", "fusion", "heads", "modalities", "dataset"})
+    tracked |= params.model_dump(include={"model", "train"}, exclude={"train": {"resume"}})
+    digest = hashlib.sha256(json.dumps(tracked, sort_keys=True).encode())
+    for name in (MANIFEST, NORM_STATS):
+        digest.update((tensor_dir / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _resume_from(params: Params, tensor_dir: Path, work: Path) -> Path | None:
+    """`last.ckpt` in `work` if `train.resume` is on and it was trained on the same inputs;
+    otherwise `work` is emptied for this run (what a killed run left there is garbage)."""
+    stamp, last = work / "fingerprint", work / "last.ckpt"
+    current = fingerprint(params, tensor_dir)
+    if params.train.resume and last.exists() and stamp.exists() and stamp.read_text() == current:
+        return last
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return None  # DDP workers start after rank 0 prepared the directory; they only read
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    stamp.write_text(current)
+    return None
+
+
+def _trim_log(live: Path, global_step: int) -> None:
+    """Drop the rows a killed run logged after its last checkpoint, which the resumed run logs
+    again, so the resumed history reads as the uninterrupted one."""
+    for table in live.rglob("*.tsv"):
+        header, *rows = table.read_text().splitlines(keepends=True)
+        kept = [row for row in rows if int(row.split("\t", 1)[0]) < global_step]
+        table.write_text("".join([header, *kept]))
+
+
+def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -> dict:
+    """Train, keep the checkpoint best on `train.monitor`, write `models/model.pt`.
+
+    Checkpoints and DVCLive's logs are written into `.resume/train/` (git-ignored) while
+    training, not into the stage's outputs: DVC deletes those before a stage runs, `persist: true`
+    would cost the stage its run-cache, and an interrupted run must leave `reports/train/` as it
+    was. The logs move into `reports_dir` whole when training ends. With `train.resume`, a killed
+    run picks up from `last.ckpt`, its logs included, if params and tensors are unchanged (a
+    fingerprint guards that); without it, the next run starts the folder anew.
+    """
+    # dvclive imports DVC; importing it here lets benchmarks build the Trainer without it.
+    from dvclive.lightning import DVCLiveLogger
+
+    L.seed_everything(params.seed, workers=True, verbose=False)
+    configure_threads(params)
+    train = params.train
+    data = WindowDataModule(tensor_dir, params)
+    module = make_module(params, data)
+    work = models_dir.parent / RESUME  # beside models/, never a DVC output
+    live = work / "dvclive"
+    resume = _resume_from(params, tensor_dir, work)
+    resumed = None
+    if resume is not None:
+        restored = torch.load(resume, weights_only=True)
+        resumed = restored["epoch"] + 1
+        _trim_log(live, restored["global_step"])
+    mode = "min" if train.monitor == "val_loss" else "max"
+    checkpoint = ModelCheckpoint(
+        dirpath=work, filename="best", monitor=train.monitor, mode=mode, save_last=train.resume
+    )
+    stopping = EarlyStopping(train.monitor, mode=mode, patience=train.patience)
+    logger = DVCLiveLogger(
+        dir=str(live), resume=resume is not None, dvcyaml=False, save_dvc_exp=False
+    )
+    trainer = make_trainer(
+        params, callbacks=[stopping, checkpoint, RandomState(data)], logger=logger
+    )
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+    seconds = time.perf_counter() - started
+    if trainer.is_global_zero:
+        with atomic_path(models_dir / "checkpoints" / "best.ckpt") as tmp:
+            shutil.copyfile(checkpoint.best_model_path, tmp)
+        with atomic_path(reports_dir) as tmp:
+            shutil.copytree(live, tmp)
+        shutil.rmtree(work, ignore_errors=True)
+    if not trainer.is_global_zero:
+        return {}
+    best = torch.load(
+        models_dir / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu"
+    )
+    state = {
+        k.removeprefix("model."): v for k, v in best["state_dict"].items() if k.startswith("model.")
+    }
+    summary = {
+        "epochs": trainer.current_epoch,
+        "monitor": train.monitor,
+        f"best_{train.monitor}": float(checkpoint.best_model_score or float("nan")),
+        "fit_seconds": round(seconds, 2),
+        "seconds_per_epoch": round(seconds / max(trainer.current_epoch, 1), 3),
+        "resumed_at_epoch": resumed,
+    }
+    save_model(
+        models_dir,
+        state,
+        classes=data.classes,
+        class_names=data.class_names,
+        channels=channels_for(params),
+        architecture=architecture(params),
+        summary=summary,
+    )
+    return summary

@@ -1,0 +1,63 @@
+"""What several test files share: tiny params, a deep merge, raw recordings in the PAMAP2
+format. Test files import from here, never from one another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harfusion.data.pamap2 import RAW_FIELDS
+
+# The smallest model that still has every layer the defaults have.
+TINY_MODEL: dict[str, Any] = {"embed_dim": 16, "conv_channels": [8, 16], "conv_strides": [4, 4]}
+# In-process training on tiny windows (no DVC): a few seconds a fit.
+TINY: dict[str, Any] = {
+    "chunk_size": 64,
+    "model": {"encoder": "cnn", **TINY_MODEL},
+    "train": {"max_epochs": 2, "accelerator": "cpu", "jitter_steps": 4},
+    "dataset": {"batch_size": 16},
+}
+# The whole DVC pipeline at the smallest size that still runs every stage (fresh-clone tests).
+SMOKE: dict[str, Any] = {
+    "chunk_size": 128,
+    "data": {"synthetic": {"seconds_per_activity": 5.0, "transient_seconds": 2.0}},
+    "model": TINY_MODEL,
+    "train": {"max_epochs": 2},
+    "evaluate": {"mc_samples": 3, "latency_batches": 3},
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    """`override` laid over `base`, nested mappings key by key."""
+    return {
+        key: merge(base[key], value) if isinstance(value, dict) and key in base else value
+        for key, value in override.items()
+    } | {key: value for key, value in base.items() if key not in override}
+
+
+def dat_line(
+    timestamp: float, activity: int, rng: np.random.Generator, hr: float | None = None
+) -> str:
+    values = rng.normal(size=RAW_FIELDS - 3)
+    quaternions = values.reshape(3, 17)[:, 13:]  # a view: orientation is a unit quaternion
+    quaternions /= np.linalg.norm(quaternions, axis=1, keepdims=True)
+    fields = [f"{timestamp:.2f}", str(activity), "NaN" if hr is None else f"{hr:g}"]
+    return " ".join(fields + [f"{v:.6g}" for v in values])
+
+
+def write_recording(
+    path: Path, segments: list[tuple[int, int]], seed: int = 0, start: float = 5.0
+) -> Path:
+    """Write `(activity, rows)` segments at 100 Hz; heart rate every 10th row."""
+    rng = np.random.default_rng(seed)
+    lines, t = [], start
+    for activity, rows in segments:
+        for i in range(rows):
+            hr = 80.0 + activity if i % 10 == 0 else None
+            lines.append(dat_line(t, activity, rng, hr))
+            t += 0.01
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
