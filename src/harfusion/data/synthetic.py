@@ -15,10 +15,10 @@ It must also be about as hard as real recordings, or conclusions drawn on it wou
 people. The body carries the limbs (the wrist moves with the trunk and swings about the shoulder,
 so a running arm feels the swing's tangential and centripetal acceleration), sensors sit
 differently on everyone (tilted, sometimes turned over), and each subject does each activity in
-their own way: vigour per limb, cadence, how a limb is held, the shape of their gait, a double
-bounce or a boxer's skip over the rope. Amplitudes, sensor noise and heart-rate levels were
-calibrated against real PAMAP2 recordings with `benchmarks/synthetic_realism.py`, which prints
-how close the default set comes.
+their own way: vigour per limb, cadence, how a limb is held, whether the arm swings or stays
+still, the shape of their gait, a double bounce or a boxer's skip over the rope. Amplitudes,
+sensor noise and heart-rate levels were calibrated against real PAMAP2 recordings with
+`benchmarks/synthetic_realism.py`, which prints how close the default set comes.
 
 Every random draw comes from a generator seeded with `(seed, subject, ...)`, so a subject's files
 do not depend on which other subjects are generated (except in the rare case where an activity
@@ -78,6 +78,11 @@ CADENCE_STYLE = 0.08
 # only: they reshape what each axis sees without changing the size of the acceleration.
 SHAPE_AMP_SD = 0.3
 SHAPE_PHASE_SD = 1.0
+# Some people keep the arm nearly still where others swing it (a bag or a bottle carried, the arm
+# held bent at the chest while running): with the activity's `still` chance, the hand's rhythmic
+# motion shrinks to this fraction. The wrist still rides on the trunk, so it keeps the body's
+# bounce and loses only the swing.
+STILL_ARM = 0.15
 MAX_TERMS = 32  # drawn for every activity whatever its rhythms hold, so draws stay aligned
 # White noise per sensor, measured on real PAMAP2 at rest (hand, chest, ankle).
 ACC_NOISE = (0.12, 0.10, 0.2)  # m/s²
@@ -149,6 +154,7 @@ class Profile:
     # Per sensor, the chance that a subject moves that limb at half the rhythm's rate (rope
     # jumping: a double bounce per turn of the rope, or one foot per jump).
     halves: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    still: float = 0.0  # the chance that a subject keeps the arm still (STILL_ARM)
     vigour: float = 0.25  # log-sd of the effort, wandering over seconds within a bout
     jitter_deg: float = 4.0  # posture varies between bouts (and between subjects: POSE_SD_DEG)
     sway: float = 0.02  # rad, postural sway (~1 Hz)
@@ -280,7 +286,7 @@ PROFILES: dict[int, Profile] = {
         bursts=(_GESTURES, _SHIFT_FEET),
         arm=0.3,
     ),
-    4: Profile(0.30, STAND, rhythms=(_rhythm(0.9, _walk()),), turn=0.1),
+    4: Profile(0.30, STAND, rhythms=(_rhythm(0.9, _walk()),), turn=0.1, still=0.2),
     5: Profile(
         0.70,
         _posture(STAND, hand=(-60.0, 0.0, 0.0), chest=(8.0, 0.0, 0.0)),
@@ -300,8 +306,9 @@ PROFILES: dict[int, Profile] = {
         ),
         bursts=(_ARM_BUSY,),
         turn=0.1,
-        style=(0.05, 0.2, 0.0),
+        style=(0.2, 0.2, 0.0),  # some runners swing their arms much wider than others
         vigour=0.2,
+        still=0.25,
     ),
     6: Profile(
         0.45,
@@ -449,7 +456,7 @@ PROFILES: dict[int, Profile] = {
         carry=0.6,
         halves=(0.6, 0.0, 0.4),  # a double bounce per turn of the rope; the boxer's skip
         vigour=0.12,  # the rope keeps the pace
-        style=(0.15, 0.18, 0.0),  # the rope sets the jump; people differ in the arms
+        style=(0.3, 0.18, 0.0),  # the rope sets the jump; people turn it with arms or wrists
     ),
     9: Profile(
         0.04,
@@ -617,10 +624,12 @@ class Style:
     halves: np.ndarray  # (3,) bool: the limb moves at half the rhythm's rate
     shape_amp: np.ndarray  # (MAX_TERMS,) factor per term of a rhythm
     shape_phase: np.ndarray  # (MAX_TERMS,) rad per term of a rhythm
+    swing: float  # factor on the hand's rhythmic motion (STILL_ARM for a still arm)
 
 
-def _style(rng: np.random.Generator, profile: Profile) -> Style:
+def _style(rng: np.random.Generator, profile: Profile, still: bool) -> Style:
     return Style(
+        swing=STILL_ARM if still else 1.0,
         amp=np.exp(np.asarray(profile.style) * rng.standard_normal(3)),
         cadence=float(np.exp(CADENCE_STYLE * rng.standard_normal())),
         pose=rng.normal(0.0, 1.0, (3, 3)) * np.array(POSE_SD_DEG)[:, None],
@@ -662,7 +671,11 @@ def _traits(seed: int, subject: int) -> Traits:
     rng = _rng(seed, subject, 0)
     mount = np.stack([_mount(rng, s) for s in range(3)])
     styles = _rng(seed, subject, 5)
-    style = {activity: _style(styles, profile) for activity, profile in sorted(PROFILES.items())}
+    arms = _rng(seed, subject, 6)  # a stream of its own: the older style draws stay as they were
+    style = {
+        activity: _style(styles, profile, bool(arms.random() < profile.still))
+        for activity, profile in sorted(PROFILES.items())
+    }
     return Traits(
         cadence=rng.uniform(0.93, 1.07),
         amp=rng.uniform(0.95, 1.05) * rng.uniform(0.95, 1.05, 3),
@@ -824,7 +837,8 @@ def _segment(
             shift = shift + 0.25 * _smooth_noise(rng, n, 6.0)[:, 0]
             harmonic = term.harmonic * (0.5 if style.halves[term.sensor] else 1)
             own_amp = style.shape_amp[k] if term.rot and term.sensor != HAND else 1.0
-            amp = term.amp * own_amp * rng.uniform(0.95, 1.05)
+            swing = style.swing if term.sensor == HAND else 1.0
+            amp = term.amp * own_amp * swing * rng.uniform(0.95, 1.05)
             wave = amp * np.sin(harmonic * phase + shift)
             target = rot if term.rot else lin
             target[term.sensor, :, term.axis] += env * wave
