@@ -11,6 +11,7 @@ import pytest
 
 from harfusion.data import synthetic
 from harfusion.data.dat_reader import read_dat
+from harfusion.data.dat_writer import format_rows
 from harfusion.data.pamap2 import (
     ACTIVITY_NAMES,
     FIELD_BOUNDS,
@@ -20,6 +21,8 @@ from harfusion.data.pamap2 import (
     RAW_FIELDS,
     TRANSIENT_ACTIVITY,
 )
+from harfusion.data.synthetic.motion import MAX_TERMS
+from harfusion.data.synthetic.profiles import PROFILES
 from harfusion.params import SyntheticParams
 
 EXCERPT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pamap2_excerpt.dat"
@@ -194,7 +197,7 @@ def test_a_failed_run_leaves_the_old_output(
     def boom(*_: object) -> bytes:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(synthetic, "format_rows", boom)
+    monkeypatch.setattr("harfusion.data.synthetic.generate.format_rows", boom)
     with pytest.raises(RuntimeError):
         synthetic.generate(SMALL, SEED, out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
@@ -275,8 +278,8 @@ def test_subjects_wear_the_hand_sensor_differently(tables: dict[str, np.ndarray]
 
 
 def test_no_rhythm_has_more_terms_than_the_styles_draw() -> None:
-    longest = max(len(r.terms) for p in synthetic.PROFILES.values() for r in p.rhythms)
-    assert longest <= synthetic.MAX_TERMS
+    longest = max(len(r.terms) for p in PROFILES.values() for r in p.rhythms)
+    assert longest <= MAX_TERMS
 
 
 def test_heart_rate_follows_intensity(physics: np.ndarray) -> None:
@@ -297,7 +300,7 @@ def test_format_rows_prints_exactly_like_percent_g() -> None:
         " ".join([f"{row[0]:.10g}"] + [f"{v:.6g}" for v in row[1:]]) + "\n"
         for row in values.tolist()
     ).replace("nan", "NaN")
-    assert synthetic.format_rows(values + 0.0).decode() == expected
+    assert format_rows(values + 0.0).decode() == expected
 
 
 def test_without_transients_or_optional_sessions(tmp_path: Path) -> None:
