@@ -53,7 +53,7 @@ def machine() -> str:
 
 def raw_data(work: Path, seconds_per_activity: float) -> Path:
     """The synthetic `.dat` set at this size, generated once and kept under `work`."""
-    from harfusion.data.synthetic import generate
+    from harfusion.data.synthetic.generate import generate
     from harfusion.params import SyntheticParams
     from harfusion.threads import usable_cores
 

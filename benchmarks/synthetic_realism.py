@@ -44,7 +44,7 @@ from harfusion.data.pamap2 import (
     modality_columns,
 )
 from harfusion.data.preprocess import fill_heart_rate, find_recordings
-from harfusion.data.synthetic import generate
+from harfusion.data.synthetic.generate import generate
 from harfusion.data.tensorize import window_starts
 from harfusion.evaluation.baseline import feature_names, make_estimator, window_features
 from harfusion.params import Params, load_params

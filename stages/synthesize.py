@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from harfusion.cli import run_stage
-from harfusion.data.synthetic import generate
+from harfusion.data.synthetic.generate import generate
 from harfusion.params import Params
 from harfusion.threads import usable_cores
 

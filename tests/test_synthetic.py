@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harfusion.data import synthetic
 from harfusion.data.dat_reader import read_dat
 from harfusion.data.dat_writer import format_rows
 from harfusion.data.pamap2 import (
@@ -21,6 +20,8 @@ from harfusion.data.pamap2 import (
     RAW_FIELDS,
     TRANSIENT_ACTIVITY,
 )
+from harfusion.data.synthetic.cohort import plan
+from harfusion.data.synthetic.generate import generate
 from harfusion.data.synthetic.motion import MAX_TERMS
 from harfusion.data.synthetic.profiles import PROFILES
 from harfusion.params import SyntheticParams
@@ -57,7 +58,7 @@ def block(data: np.ndarray, imu: int, first: int, count: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
     out = tmp_path_factory.mktemp("synthetic") / "raw"
-    return out, synthetic.generate(SMALL, SEED, out)
+    return out, generate(SMALL, SEED, out)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def physics(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
     """One subject with bouts long enough for heart rate to settle."""
     params = SyntheticParams(subjects=[101], seconds_per_activity=30.0, optional_sessions=False)
     out = tmp_path_factory.mktemp("physics") / "raw"
-    synthetic.generate(params, SEED, out)
+    generate(params, SEED, out)
     data = parse(out / "Protocol/subject101.dat")
     assert {1, 3, 5, 6, 16, 17} <= set(data[:, 1].astype(int).tolist())
     return data
@@ -170,10 +171,10 @@ def test_same_seed_same_bytes_other_seed_other_bytes(
 ) -> None:
     """Also across worker counts: the parallel writer must not change a byte."""
     out, summary = generated
-    assert synthetic.generate(SMALL, SEED, tmp_path / "again", workers=2) == summary
+    assert generate(SMALL, SEED, tmp_path / "again", workers=2) == summary
     for name in summary:
         assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes()
-    synthetic.generate(SMALL, SEED + 1, tmp_path / "other")
+    generate(SMALL, SEED + 1, tmp_path / "other")
     name = "Protocol/subject101.dat"
     assert (tmp_path / "other" / name).read_bytes() != (out / name).read_bytes()
 
@@ -182,7 +183,7 @@ def test_a_subject_does_not_depend_on_the_others(
     generated: tuple[Path, dict[str, int]], tmp_path: Path
 ) -> None:
     alone = SMALL.model_copy(update={"subjects": [102]})
-    synthetic.generate(alone, SEED, tmp_path)
+    generate(alone, SEED, tmp_path)
     name = "Protocol/subject102.dat"
     assert (tmp_path / name).read_bytes() == (generated[0] / name).read_bytes()
 
@@ -199,13 +200,13 @@ def test_a_failed_run_leaves_the_old_output(
 
     monkeypatch.setattr("harfusion.data.synthetic.generate.format_rows", boom)
     with pytest.raises(RuntimeError):
-        synthetic.generate(SMALL, SEED, out)
+        generate(SMALL, SEED, out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
 @pytest.mark.parametrize("seed", range(12))
 def test_coverage_is_uneven_but_every_activity_keeps_three_subjects(seed: int) -> None:
-    files = synthetic.plan(SyntheticParams(), seed)
+    files = plan(SyntheticParams(), seed)
     per_activity: dict[int, set[str]] = {}
     for name, bouts in files.items():
         for activity, rows in bouts:
@@ -220,7 +221,7 @@ def test_coverage_is_uneven_but_every_activity_keeps_three_subjects(seed: int) -
 
 def test_coverage_holds_for_subjects_without_optional_sessions() -> None:
     params = SyntheticParams(subjects=[102, 103, 104, 107, 110])
-    files = synthetic.plan(params, 3)
+    files = plan(params, 3)
     optional = [bouts for name, bouts in files.items() if name.startswith("Optional/")]
     assert len(optional) >= 3
     for activity in OPTIONAL_ACTIVITIES:
@@ -230,7 +231,7 @@ def test_coverage_holds_for_subjects_without_optional_sessions() -> None:
 def test_plan_matches_generated_labels(
     generated: tuple[Path, dict[str, int]], tables: dict[str, np.ndarray]
 ) -> None:
-    for name, bouts in synthetic.plan(SMALL, SEED).items():
+    for name, bouts in plan(SMALL, SEED).items():
         labels = tables[name][:, 1].astype(int)
         body = labels[labels != TRANSIENT_ACTIVITY]
         expected = np.repeat([a for a, _ in bouts], [r for _, r in bouts])
@@ -307,7 +308,7 @@ def test_without_transients_or_optional_sessions(tmp_path: Path) -> None:
     params = SyntheticParams(
         subjects=[104], seconds_per_activity=1.0, transient_seconds=0.0, optional_sessions=False
     )
-    summary = synthetic.generate(params, SEED, tmp_path)
+    summary = generate(params, SEED, tmp_path)
     assert list(summary) == ["Protocol/subject104.dat"]
     data = parse(tmp_path / "Protocol/subject104.dat")
     assert TRANSIENT_ACTIVITY not in set(data[:, 1].tolist())

@@ -23,9 +23,7 @@ sensor noise and heart-rate levels were calibrated against real PAMAP2 recording
 Every random draw comes from a generator seeded with `(seed, subject, ...)`, so a subject's files
 do not depend on which other subjects are generated (except in the rare case where an activity
 would fall below three subjects and is given back to one that had dropped it).
+
+`profiles` holds what each activity looks like, `cohort` who does what and for how long,
+`motion` the physics, and `generate.generate` writes the files.
 """
-
-from harfusion.data.synthetic.cohort import plan
-from harfusion.data.synthetic.generate import generate
-
-__all__ = ["generate", "plan"]
