@@ -79,6 +79,7 @@ def test_missing_modality_covers_15_subsets_and_really_removes_data() -> None:
     assert results["imu_hand+imu_chest+heart_rate"]["accuracy"] <= 0.6  # chance is 1/3
 
 
+@pytest.mark.slow
 def test_evaluate_stage_starts_without_lightning() -> None:
     """Lightning's imports take seconds; evaluation never trains, so it must not pay them."""
     probe = "import runpy, sys; runpy.run_path('stages/evaluate.py'); print(sorted(sys.modules))"

@@ -116,6 +116,7 @@ def test_fit_is_deterministic(tensors: Path) -> None:
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu(tensors: Path) -> None:
     """Lightning's own DDP launcher re-runs the stage script as a second process."""
     params = TINY | {
@@ -163,6 +164,7 @@ RESUMABLE = TINY | {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after", [1, 3])
 def test_a_killed_training_resumed_gives_the_uninterrupted_result(
     tensors: Path, kill_after: int

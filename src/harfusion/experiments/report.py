@@ -25,7 +25,7 @@ from harfusion.experiments.dvc_client import LATENCY, METRICS, dvc
 PARAM_COLUMNS = r"^(Experiment|fusion|heads|chunk_size|modalities|seed)$"
 _EVAL_FILES = "|".join(re.escape(path) for path in (METRICS, LATENCY))
 METRIC_COLUMNS = (
-    rf"^(Experiment|({_EVAL_FILES}):)?"
+    rf"^(Experiment|(({_EVAL_FILES}):)?"
     r"(accuracy|f1_macro|f1_weighted|ece_before|ece_after|latency_ms_mean|parameters))$"
 )
 FIGURE_TITLES = {"overview": "All finished configurations"}
