@@ -79,13 +79,7 @@ def tensor_data(work: Path, seconds_per_activity: float, params: Params) -> Path
     raw = raw_data(work, seconds_per_activity)
     processed, splits = work / name / "processed", work / name / "splits"
     started = time.perf_counter()
-    shards = preprocess(
-        raw,
-        processed,
-        params.preprocess.sessions,
-        params.preprocess.hr_median_window,
-        params.preprocess.max_shard_mb,
-    )
+    shards = preprocess(raw, processed, params.preprocess)
     rows = sum(shard["rows"] for shard in shards)
     print(f"data: preprocessed {rows} rows in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()

@@ -73,7 +73,7 @@ def child(kind: str, raw: Path, out: Path) -> None:
 
         started = time.perf_counter()
         params = PreprocessParams()
-        preprocess(raw, out, params.sessions, params.hr_median_window, params.max_shard_mb)
+        preprocess(raw, out, params)
     else:
         started = time.perf_counter()
         bare(raw, out if kind == "parse+write" else None)

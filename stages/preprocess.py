@@ -7,13 +7,7 @@ from harfusion.params import Params
 
 
 def main(params: Params) -> None:
-    shards = preprocess(
-        params.data.raw_dir,
-        layout.PROCESSED,
-        sessions=params.preprocess.sessions,
-        hr_median_window=params.preprocess.hr_median_window,
-        max_shard_mb=params.preprocess.max_shard_mb,
-    )
+    shards = preprocess(params.data.raw_dir, layout.PROCESSED, params.preprocess)
     rows = sum(shard["rows"] for shard in shards)
     print(f"preprocess: {rows} rows in {len(shards)} shards under {layout.PROCESSED}")
 

@@ -10,7 +10,7 @@ import torch
 from harfusion.data.preprocess import preprocess
 from harfusion.data.splits import write_splits
 from harfusion.data.tensorize import tensorize
-from harfusion.params import SplitParams
+from harfusion.params import PreprocessParams, SplitParams
 from tests.clones import swept  # noqa: F401  (one swept clone for the sweep and scale-out tests)
 from tests.helpers import write_recording
 
@@ -36,7 +36,7 @@ def tensors(tmp_path: Path) -> Path:
         segments = [(a, 300 + 37 * subject % 100) for a in (1, 4, 5)]
         segments.insert(2, (0, 30))
         write_recording(raw / "Protocol" / f"subject{subject}.dat", segments, seed=subject)
-    preprocess(raw, tmp_path / "processed", ["Protocol"], 25, 19.0)
+    preprocess(raw, tmp_path / "processed", PreprocessParams(sessions=["Protocol"]))
     write_splits(tmp_path / "processed", tmp_path / "splits", SplitParams())
     tensorize(tmp_path / "splits", tmp_path / "processed", tmp_path / "tensors", 64, 32)
     return tmp_path

@@ -29,7 +29,7 @@ from harfusion.evaluation.calibration import fit_temperature
 from harfusion.layout import MANIFEST, MODEL_FILE, NORM_STATS
 from harfusion.models.fusion import build_model, channels_for
 from harfusion.models.model_file import architecture, load_model
-from harfusion.params import Params, SplitParams
+from harfusion.params import Params, PreprocessParams, SplitParams
 from harfusion.training.datamodule import WindowDataModule
 from tests.helpers import write_recording
 
@@ -53,7 +53,7 @@ class Pipeline:
     def __init__(self, root: Path, split: SplitParams, subjects: range) -> None:
         self.root = root
         _write_raw(root / "raw", subjects)
-        preprocess(root / "raw", root / "processed", ["Protocol"], 25, 19.0)
+        preprocess(root / "raw", root / "processed", PreprocessParams(sessions=["Protocol"]))
         self.summary = write_splits(root / "processed", root / "splits", split)
 
     def tensors(self, stride: int) -> Path:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from harfusion.data.pamap2 import IMU_CHANNEL_GROUPS, MODALITIES
 from harfusion.errors import HarfusionError
-from harfusion.params import Params, TrainParams, load_params
+from harfusion.params import Params, PreprocessParams, TrainParams, load_params
 from harfusion.training.fit import fit, make_trainer
 from tests.helpers import TINY, merge
 
@@ -123,7 +123,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for subject in range(101, 106):
         segments = [(a, 300 + 37 * subject % 100) for a in (1, 4, 5)]
         write_recording(root / "raw" / "Protocol" / f"subject{subject}.dat", segments, subject)
-    preprocess(root / "raw", root / "processed", ["Protocol"], 25, 19.0)
+    preprocess(root / "raw", root / "processed", PreprocessParams(sessions=["Protocol"]))
     write_splits(root / "processed", root / "splits", SplitParams())
     return root
 

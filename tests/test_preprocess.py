@@ -9,11 +9,14 @@ import pytest
 from harfusion.data.pamap2 import PROCESSED_COLUMNS
 from harfusion.data.preprocess import fill_heart_rate, preprocess
 from harfusion.errors import HarfusionError
+from harfusion.params import PreprocessParams
 from tests.helpers import write_recording
 
 
 def _run(raw: Path, out: Path, sessions=("Protocol", "Optional"), max_shard_mb=19.0):
-    return preprocess(raw, out, list(sessions), hr_median_window=25, max_shard_mb=max_shard_mb)
+    return preprocess(
+        raw, out, PreprocessParams(sessions=list(sessions), max_shard_mb=max_shard_mb)
+    )
 
 
 def test_shards_per_subject_and_activity(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from harfusion.data.splits import write_splits
 from harfusion.data.tensorize import tensorize
 from harfusion.evaluation.baseline import run_baseline
 from harfusion.evaluation.evaluate import evaluate
-from harfusion.params import Params
+from harfusion.params import Params, PreprocessParams
 from harfusion.training.fit import fit
 from tests.helpers import TINY_MODEL
 
@@ -44,7 +44,7 @@ def test_two_real_subjects_preprocess_tensorize_train_and_evaluate(
             "evaluate": {"mc_samples": 2, "latency_batches": 2},
         }
     )
-    shards = preprocess(real_raw, tmp_path / "processed", ["Protocol", "Optional"], 25, 19.0)
+    shards = preprocess(real_raw, tmp_path / "processed", PreprocessParams())
     assert {s["subject"] for s in shards} == set(SUBJECTS)
     write_splits(tmp_path / "processed", tmp_path / "splits", params.split)
     manifest = tensorize(

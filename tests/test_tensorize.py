@@ -18,7 +18,7 @@ from harfusion.data.preprocess import preprocess
 from harfusion.data.splits import write_splits
 from harfusion.data.tensorize import _check_finite_stats, tensorize, window_starts
 from harfusion.errors import HarfusionError
-from harfusion.params import Params, SplitParams
+from harfusion.params import Params, PreprocessParams, SplitParams
 from harfusion.training.datamodule import WindowDataModule
 from tests.helpers import write_recording
 
@@ -220,7 +220,11 @@ def test_windows_do_not_depend_on_max_shard_mb(tmp_path: Path) -> None:
     results = []
     for max_mb in (19.0, 0.2):
         out = tmp_path / f"mb{max_mb}"
-        shards = preprocess(tmp_path / "raw", out / "processed", ["Protocol"], 25, max_mb)
+        shards = preprocess(
+            tmp_path / "raw",
+            out / "processed",
+            PreprocessParams(sessions=["Protocol"], max_shard_mb=max_mb),
+        )
         write_splits(out / "processed", out / "splits", params)
         results.append(tensorize(out / "splits", out / "processed", out / "tensors", 128, 64))
         results[-1]["parts"] = len(shards)
@@ -243,7 +247,7 @@ def test_a_class_without_training_windows_is_reported(
     for subject in (101, 102, 103):
         segments = [(1, 300), (4, 300)] + ([(5, 300)] if subject == 101 else [])
         write_recording(tmp_path / "raw" / "Protocol" / f"subject{subject}.dat", segments, subject)
-    preprocess(tmp_path / "raw", tmp_path / "processed", ["Protocol"], 25, 19.0)
+    preprocess(tmp_path / "raw", tmp_path / "processed", PreprocessParams(sessions=["Protocol"]))
     params = SplitParams(strategy="subject", val_subjects=[102], test_subjects=[101])
     write_splits(tmp_path / "processed", tmp_path / "splits", params)
     capsys.readouterr()

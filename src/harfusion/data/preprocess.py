@@ -37,6 +37,7 @@ from harfusion.data.dat_reader import read_dat
 from harfusion.data.pamap2 import PROCESSED_COLUMNS, RAW_COLUMNS, RAW_FIELDS, TRANSIENT_ACTIVITY
 from harfusion.errors import HarfusionError
 from harfusion.layout import SHARD_INDEX
+from harfusion.params import PreprocessParams
 from harfusion.threads import usable_cores
 
 _SUBJECT_FILE = re.compile(r"subject(\d+)\.dat(\.gz)?")
@@ -224,15 +225,9 @@ def _activity_runs(rows: np.ndarray) -> dict[int, np.ndarray]:
     return {int(activity): order[a:b] for activity, (a, b) in zip(found, bounds, strict=True)}
 
 
-def preprocess(
-    raw_dir: str | Path,
-    out_dir: str | Path,
-    sessions: list[str],
-    hr_median_window: int,
-    max_shard_mb: float,
-) -> list[dict]:
+def preprocess(raw_dir: str | Path, out_dir: str | Path, params: PreprocessParams) -> list[dict]:
     """Write the shards and `shards.json` (path, subject, activity, rows) into `out_dir`."""
-    recordings = find_recordings(raw_dir, sessions)
+    recordings = find_recordings(raw_dir, params.sessions)
     by_subject: dict[int, list[Recording]] = defaultdict(list)
     for recording in recordings:
         by_subject[recording.subject].append(recording)
@@ -243,7 +238,9 @@ def preprocess(
     with atomic_path(out_dir) as tmp, ThreadPoolExecutor(usable_cores()) as pool:
         tmp.mkdir()
         subjects = sorted(by_subject.items())
-        load = partial(_load_subject, sessions=sessions, hr_median_window=hr_median_window)
+        load = partial(
+            _load_subject, sessions=params.sessions, hr_median_window=params.hr_median_window
+        )
         loading = pool.submit(load, subjects[0][1])
         for position, (subject, _) in enumerate(tqdm(subjects, desc="preprocess", unit="subject")):
             rows, row_sessions = loading.result()
@@ -256,7 +253,7 @@ def preprocess(
                     "only) and contributes nothing",
                     file=sys.stderr,
                 )
-            write = partial(_write_shard, tmp, subject, row_sessions, rows, max_shard_mb)
+            write = partial(_write_shard, tmp, subject, row_sessions, rows, params.max_shard_mb)
             shards += chain.from_iterable(pool.map(write, runs.keys(), runs.values()))
         if not shards:
             raise HarfusionError(f"data.raw_dir: {raw_dir} holds no rows with a non-zero activity")
