@@ -40,7 +40,6 @@ class FusionClassifier(L.LightningModule):
             self.register_buffer(f"std_{modality}", std.float(), persistent=False)
         self.params = params
         self.model = build_model(params, channels, num_classes)
-        self.modalities = list(params.modalities)
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
         self.train_loss = MeanMetric()
