@@ -20,6 +20,8 @@ TINY: dict[str, Any] = {
     "dataset": {"batch_size": 16},
 }
 # The whole DVC pipeline at the smallest size that still runs every stage (fresh-clone tests).
+# Small enough for CI; nine subjects, so 70/15/15 is reachable with every activity in every split
+# (with six, putting one shard of each activity in val and in test alone takes a third of rows).
 SMOKE: dict[str, Any] = {
     "chunk_size": 128,
     "data": {"synthetic": {"seconds_per_activity": 5.0, "transient_seconds": 2.0}},

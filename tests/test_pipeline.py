@@ -25,8 +25,6 @@ from tests.helpers import SMOKE, merge
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ["uv run dvc repro", "uv run pytest"]
-# Small enough for CI; nine subjects, so 70/15/15 is reachable with every activity in every split
-# (with six, putting one shard of each activity in val and in test alone takes a third of rows).
 UV = os.environ.get("UV") or shutil.which("uv")
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
