@@ -17,7 +17,13 @@ from harfusion.evaluation.evaluate import evaluate
 from harfusion.models.model_file import load_model
 from harfusion.params import Params
 from harfusion.training.datamodule import WindowDataModule
-from harfusion.training.fit import balanced_class_weights, fingerprint, fit, make_module
+from harfusion.training.fit import (
+    balanced_class_weights,
+    fingerprint,
+    fit,
+    make_module,
+    rewind_log,
+)
 from tests.helpers import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,6 +196,8 @@ def test_a_killed_training_resumed_gives_the_uninterrupted_result(
     assert previous.read_text() == '{"val": {"loss": 0.5}}'
     assert list(previous.parent.iterdir()) == [previous]
     killed_at = torch.load(last, weights_only=True)["epoch"]
+    # as if the kill cut DVCLive's in-place rewrite of its summary short (it happened in CI)
+    (last.parent / "dvclive" / "metrics.json").write_text("")
     summary = fit(params, tensors / "tensors", tensors / "models", tensors / "reports" / "train")
     assert summary["resumed_at_epoch"] == killed_at + 1 >= kill_after + 1
     assert summary["epochs"] == 6
@@ -217,6 +225,24 @@ def test_a_killed_training_resumed_gives_the_uninterrupted_result(
     assert (tensors / "eval" / "metrics.json").read_bytes() == (
         whole / "eval" / "metrics.json"
     ).read_bytes()
+
+
+def test_rewinding_the_log_keeps_what_the_checkpoint_saw(tmp_path: Path) -> None:
+    """Rows up to the checkpoint's step stay; later rows, a row cut short and a summary cut
+    short go (a killed run's DVCLive folder, rewound before resuming)."""
+    table = tmp_path / "plots" / "metrics" / "train_loss.tsv"
+    table.parent.mkdir(parents=True)
+    rows = "".join(f"{step}\t1700000000\t0.{step}\n" for step in range(6))
+    table.write_text("step\ttimestamp\ttrain_loss\n" + rows + "1")  # "1": the kill hit "12\t..."
+    (tmp_path / "metrics.json").write_text('{"step": 5, "train_lo')
+    rewind_log(tmp_path, global_step=3)
+    assert table.read_text() == "step\ttimestamp\ttrain_loss\n" + "".join(
+        f"{step}\t1700000000\t0.{step}\n" for step in range(3)
+    )
+    assert not (tmp_path / "metrics.json").exists()
+    (tmp_path / "metrics.json").write_text('{"step": 2}')
+    rewind_log(tmp_path, global_step=3)
+    assert (tmp_path / "metrics.json").read_text() == '{"step": 2}'  # whole: DVCLive resumes it
 
 
 def test_resume_refuses_a_checkpoint_of_other_params(tensors: Path) -> None:

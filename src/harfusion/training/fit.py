@@ -169,13 +169,25 @@ def _resume_from(params: Params, tensor_dir: Path, work: Path) -> Path | None:
     return None
 
 
-def _trim_log(live: Path, global_step: int) -> None:
-    """Drop the rows a killed run logged after its last checkpoint, which the resumed run logs
-    again, so the resumed history reads as the uninterrupted one."""
+def rewind_log(live: Path, global_step: int) -> None:
+    """Make a killed run's DVCLive folder read as it did at its last checkpoint, so the resumed
+    history reads as the uninterrupted one: drop the rows logged after it (the resumed run logs
+    them again), and what the kill cut short, since DVCLive rewrites its files in place: a row
+    without its line end, a summary (`metrics.json`) that is not whole JSON. The resumed run
+    writes the summary anew at its first logged step."""
     for table in live.rglob("*.tsv"):
         header, *rows = table.read_text().splitlines(keepends=True)
-        kept = [row for row in rows if int(row.split("\t", 1)[0]) < global_step]
+        kept = [
+            row for row in rows if row.endswith("\n") and int(row.split("\t", 1)[0]) < global_step
+        ]
         table.write_text("".join([header, *kept]))
+    summary = live / "metrics.json"
+    try:
+        json.loads(summary.read_text())
+    except FileNotFoundError:
+        pass
+    except json.JSONDecodeError:
+        summary.unlink()
 
 
 def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -> dict:
@@ -203,7 +215,7 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
     if resume is not None:
         restored = torch.load(resume, weights_only=True)
         resumed = restored["epoch"] + 1
-        _trim_log(live, restored["global_step"])
+        rewind_log(live, restored["global_step"])
     mode = "min" if train.monitor == "val_loss" else "max"
     checkpoint = ModelCheckpoint(
         dirpath=work, filename="best", monitor=train.monitor, mode=mode, save_last=train.resume
