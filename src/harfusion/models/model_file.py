@@ -72,9 +72,11 @@ def check_fits(saved: dict, path: Path, data: WindowSpec) -> None:
     """Refuse to apply the model in `path` (loaded as `saved`) to windows that differ from the
     ones it was trained on in classes, channels or window length: scores would be silently
     wrong (a model of other classes scored macro F1 0.000 and exited 0). One line, both sides."""
-    named = data.channel_names is not None  # else a layout without names: counts only
+    # What the data do not name (the legacy layout's classes and channels) compares by ids
+    # and counts.
+    named = data.channel_names is not None
     ours = {
-        "classes": _classes(saved["classes"], saved["class_names"]),
+        "classes": _classes(saved["classes"], saved["class_names"] if data.class_names else None),
         "channels": _channels(saved["channels"], saved["channel_names"] if named else None),
         "window": f"{saved['window']} steps",
     }

@@ -48,8 +48,9 @@ class FusionClassifier(L.LightningModule):
         self.model = build_model(params, channels, num_classes)
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
-        self.train_loss = MeanMetric()
-        self.val_loss_mean = MeanMetric()  # unweighted per batch, as `val_loss` is logged
+        # NaN kept in the means (torchmetrics drops it by default), so a diverged step shows
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.val_loss_mean = MeanMetric(nan_strategy="disable")  # per batch, as `val_loss`
 
     def forward(self, inputs: dict[str, Tensor], mask: Tensor) -> FusionOutput:
         return self.model(inputs, mask)
@@ -96,12 +97,11 @@ class FusionClassifier(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         """Stop a diverged run (Lightning calls the checkpoint callbacks after this hook)."""
-        losses = {"validation": self.val_loss_mean.compute()}
+        validation = self.val_loss_mean.compute()
         self.val_loss_mean.reset()
         if self.trainer.sanity_checking:
             return
-        losses["training"] = self.train_loss.compute()
-        for split, loss in losses.items():
+        for split, loss in (("training", self.train_loss.compute()), ("validation", validation)):
             if not torch.isfinite(loss):
                 raise HarfusionError(
                     f"train: the {split} loss became {float(loss)} in epoch {self.current_epoch}: "
