@@ -2,6 +2,7 @@
 writers of one output at once never touch each other's temporaries."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from harfusion.atomic import abandoned, atomic_path, write_text
 from harfusion.layout import TEMPORARIES
+from tests.clones import env, tiny_clone
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,3 +110,42 @@ def test_in_a_project_outputs_are_built_in_its_temporaries_folder(
     assert (tmp_path / "reports" / "eval" / "metrics.json").read_text() == "{}"
     assert [p.name for p in (tmp_path / "reports").iterdir()] == ["eval"]
     assert sorted((tmp_path / TEMPORARIES).iterdir()) == [other]
+
+
+def test_dvc_restores_the_temporaries_folder_without_litter_or_after_deletion(
+    tmp_path: Path,
+) -> None:
+    """The folder is the `tidy` stage's output: litter left by a killed stage changes it, and
+    DVC restores it as recorded; deleted, it is restored too (as tidy's dependency, a deleted
+    folder made the next `dvc repro` fail)."""
+    clone = tiny_clone(tmp_path / "harfusion")
+    folder = clone / TEMPORARIES
+
+    def repro() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "dvc", "repro", "tidy"],
+            cwd=clone,
+            env=env(clone),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    assert "Running stage 'tidy'" in repro()
+    assert [p.name for p in folder.iterdir()] == ["README"]
+    litter = folder / f".data%processed.{_dead_pid()}.abc12_x9.tmp"
+    litter.mkdir()
+    (litter / "activity_1.csv").write_text("half")
+    assert "Stage 'tidy' is cached" in repro()
+    assert [p.name for p in folder.iterdir()] == ["README"]
+    shutil.rmtree(folder)
+    assert "Stage 'tidy' is cached" in repro()
+    assert [p.name for p in folder.iterdir()] == ["README"]
+    assert "didn't change" in repro()
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True
+    )
+    changed = [line.split()[-1] for line in status.stdout.splitlines()]
+    assert set(changed) <= {"dvc.lock"}, status.stdout  # .tmp ignored, .gitignore untouched
