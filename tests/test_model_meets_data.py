@@ -62,7 +62,7 @@ def test_a_model_evaluates_the_data_it_was_trained_on(trained: tuple[Path, Path]
     assert latency["latency_windows"] == 3
     _, saved = load_model(PARAMS, models)
     assert saved["window"] == 64
-    assert saved["channel_names"]["imu_hand"][:3] == ["hand_acc16_x", "hand_acc16_y", "hand_acc16_z"]
+    assert saved["channel_names"]["imu_hand"][:3] == [f"hand_acc16_{axis}" for axis in "xyz"]
 
 
 def _refusal(params: Params, tensors: Path, models: Path) -> str:

@@ -288,7 +288,7 @@ def test_an_earlier_finite_checkpoint_is_not_promoted(
 
     monkeypatch.setattr(FusionClassifier, "training_loss", diverging)
     params = Params.model_validate(TINY | {"train": TINY["train"] | {"max_epochs": 3}})
-    with pytest.raises(HarfusionError, match="the training loss became (inf|nan) in epoch 1"):
+    with pytest.raises(HarfusionError, match=r"the training loss became (inf|nan) in epoch 1"):
         fit(params, tensors / "tensors", tensors / "models", tensors / "reports" / "train")
     assert not (tensors / "models").exists()
     assert (tensors / ".resume" / "train" / "best.ckpt").exists()  # epoch 0's, not promoted
