@@ -75,9 +75,7 @@ def _refusal(params: Params, tensors: Path, models: Path) -> str:
     return message
 
 
-def test_a_model_of_other_classes_is_refused(
-    trained: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_a_model_of_other_classes_is_refused(trained: tuple[Path, Path], tmp_path: Path) -> None:
     """Scored as 0.000 macro F1 with exit 0 before."""
     _, models = trained
     other = _tensors(tmp_path, (1, 4, 24), 64)

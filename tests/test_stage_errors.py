@@ -131,9 +131,7 @@ SECONDS = "data.synthetic.seconds_per_activity"
     ],
     ids=["negative-subject", "inf-seconds", "huge-seconds", "huge-hr-window", "huge-id", "nan"],
 )
-def test_absurd_params_stop_every_stage_in_one_line(
-    tmp_path: Path, params: dict, key: str
-) -> None:
+def test_absurd_params_stop_every_stage_in_one_line(tmp_path: Path, params: dict, key: str) -> None:
     """These validated, then ended in numpy's ValueError, OverflowError or MemoryError."""
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("check_params", "synthesize"):

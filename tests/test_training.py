@@ -295,9 +295,7 @@ def test_an_earlier_finite_checkpoint_is_not_promoted(
 
 
 @pytest.mark.parametrize("damage", ["truncated", "pickled", "foreign"])
-def test_a_damaged_checkpoint_to_resume_is_refused_in_one_line(
-    tensors: Path, damage: str
-) -> None:
+def test_a_damaged_checkpoint_to_resume_is_refused_in_one_line(tensors: Path, damage: str) -> None:
     """A truncated or malicious `last.ckpt` ended in `Invalid argument` from deep inside."""
     params = Params.model_validate(TINY | {"train": TINY["train"] | {"resume": True}})
     work = tensors / ".resume" / "train"
