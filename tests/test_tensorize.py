@@ -446,3 +446,13 @@ def test_a_recording_not_at_100_hz_seconds_gets_the_measured_rate(
         _pipeline(tmp_path)
     assert "smaller chunk_size" not in str(info.value)
     assert str(info.value).startswith("chunk_size=64: no window fits in the train, val, test")
+
+
+def test_tensors_without_a_modalitys_column_are_named(tensors: Path) -> None:
+    """A KeyError traceback before; what a model meets in tensors of another layout."""
+    path = tensors / "tensors" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["columns"] = [c for c in manifest["columns"] if c != "hand_gyro_y"]
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(HarfusionError, match="no column hand_gyro_y for modality imu_hand"):
+        ShardWindows(tensors / "tensors", "val", MODALITIES, GROUPS)

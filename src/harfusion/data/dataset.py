@@ -86,23 +86,13 @@ class ShardWindows(Dataset):
         self.chunk_size: int = manifest["chunk_size"]
         self.shards: list[dict] = manifest["shards"]
         self.windows = torch.tensor(manifest["windows"][split], dtype=torch.long).reshape(-1, 2)
+        # per window and modality: False where the window lacks it (tensorize lists those)
         self.present = torch.ones(len(self.windows), len(self.modalities), dtype=torch.bool)
         absent = manifest.get("absent", {}).get(split, {})
         for column, modality in enumerate(self.modalities):
             self.present[absent.get(modality, []), column] = False
         self.channel_names = {m: modality_columns(m, channel_groups) for m in self.modalities}
-        column_index = {name: i for i, name in enumerate(manifest["columns"])}
-        for modality, names in self.channel_names.items():
-            lacking = [name for name in names if name not in column_index]
-            if lacking:
-                raise HarfusionError(
-                    f"{self.tensor_dir / MANIFEST}: no column {', '.join(lacking)} for "
-                    f"modality {modality} (the tensors have {', '.join(manifest['columns'])})"
-                )
-        self.columns = {
-            m: torch.tensor([column_index[c] for c in names])
-            for m, names in self.channel_names.items()
-        }
+        self.columns = self._column_indexes(manifest["columns"])
         self.column_count = len(manifest["columns"])
         self.spec = WindowSpec(
             str(self.tensor_dir / MANIFEST),
@@ -122,6 +112,20 @@ class ShardWindows(Dataset):
         self.prefetch = prefetch_shards
         if prefetch_shards:
             self._rows, self._row_of = self._concatenate()
+
+    def _column_indexes(self, columns: list[str]) -> dict[str, torch.Tensor]:
+        """Per modality, where its channels are among the shards' `columns`."""
+        index = {name: i for i, name in enumerate(columns)}
+        for modality, names in self.channel_names.items():
+            lacking = [name for name in names if name not in index]
+            if lacking:
+                raise HarfusionError(
+                    f"{self.tensor_dir / MANIFEST}: no column {', '.join(lacking)} for "
+                    f"modality {modality} (the tensors have {', '.join(columns)})"
+                )
+        return {
+            m: torch.tensor([index[c] for c in names]) for m, names in self.channel_names.items()
+        }
 
     def _check_windows(self) -> None:
         """Every window inside the rows its shard's manifest entry lists."""

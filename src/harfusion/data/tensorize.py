@@ -310,21 +310,15 @@ def tensorize(
                 else:
                     why = no_window_reason(timestamps, sessions, chunk_size)
                     reasons.setdefault(subject, []).append((rows, why, split))
-                lacking = absent_modalities(features, SENSOR_COLUMNS, starts, chunk_size)
-                for modality, flags in lacking.items():
+                where = {"subject": subject, "activity": activity, "split": split}
+                for modality, flags in absent_modalities(
+                    features, SENSOR_COLUMNS, starts, chunk_size
+                ).items():
                     if flags.any():
-                        absent.setdefault(modality, []).extend(
-                            (len(windows) + np.flatnonzero(flags)).tolist()
-                        )
+                        found = len(windows) + np.flatnonzero(flags)
+                        absent.setdefault(modality, []).extend(found.tolist())
                         manifest["absent_windows"].append(
-                            {
-                                "subject": subject,
-                                "activity": activity,
-                                "split": split,
-                                "modality": modality,
-                                "windows": int(flags.sum()),
-                                "of": len(flags),
-                            }
+                            where | {"modality": modality, "windows": len(found), "of": len(flags)}
                         )
                 windows += [[shard_index, int(s)] for s in starts]
                 if split == "train":
