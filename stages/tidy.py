@@ -1,21 +1,26 @@
-"""Stage tidy: empty the temporaries folder of what killed stages left in it.
+"""Stage tidy: keep the temporaries folder as DVC recorded it, so killed stages leave no litter.
 
-Its only dependency is that folder, so it runs exactly when something is left there; the stages
-themselves clear their own leftovers when they run, but not when DVC restores them from the
-run-cache instead.
+Every output is built in `layout.TEMPORARIES` and renamed into place (`harfusion.atomic`); a
+stage killed mid-write leaves its temporary there. The folder is this stage's output, so litter
+changes it and the next `dvc repro` either restores it from the cache (DVC's checkout deletes
+every file the record lacks) or reruns this stage (DVC deletes an output before its stage runs),
+also when it restores every other stage from the run-cache instead of running it. A deleted
+folder is an output to restore, never a missing dependency.
 """
 
-from harfusion.atomic import remove
 from harfusion.cli import run_stage
 from harfusion.layout import TEMPORARIES
 from harfusion.params import Params
 
+README = """\
+Outputs are built here and renamed into place (src/harfusion/atomic.py). What a killed stage
+left here is removed by the next `dvc repro` (the tidy stage, whose output this folder is).
+"""
+
 
 def main(_: Params) -> None:
-    litter = sorted(p for p in TEMPORARIES.iterdir() if p.name != ".gitignore")
-    for path in litter:
-        remove(path)
-    print(f"tidy: removed {len(litter)} leftover temporaries: {[p.name for p in litter]}")
+    TEMPORARIES.mkdir(exist_ok=True)
+    (TEMPORARIES / "README").write_text(README)
 
 
 if __name__ == "__main__":

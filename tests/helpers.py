@@ -50,16 +50,22 @@ def dat_line(
 
 
 def write_recording(
-    path: Path, segments: list[tuple[int, int]], seed: int = 0, start: float = 5.0
+    path: Path,
+    segments: list[tuple[int, int]],
+    seed: int = 0,
+    start: float = 5.0,
+    step: float = 0.01,
+    heart_rate: bool = True,
 ) -> Path:
-    """Write `(activity, rows)` segments at 100 Hz; heart rate every 10th row."""
+    """Write `(activity, rows)` segments, a row every `step` s (100 Hz); heart rate every 10th
+    row, or never."""
     rng = np.random.default_rng(seed)
     lines, t = [], start
     for activity, rows in segments:
         for i in range(rows):
-            hr = 80.0 + activity if i % 10 == 0 else None
+            hr = 80.0 + activity if heart_rate and i % 10 == 0 else None
             lines.append(dat_line(t, activity, rng, hr))
-            t += 0.01
+            t += step
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -20,6 +20,7 @@ def _in(folder: Path, *names: str) -> set[str]:
 
 # What each stage writes, in layout's names (DVCLive names the files inside TRAIN_REPORTS).
 WRITES = {
+    "tidy": {layout.TEMPORARIES.as_posix()},
     "preprocess": _in(layout.PROCESSED, ""),
     "split": _in(layout.SPLITS, ""),
     "tensorize": _in(layout.TENSORS, ""),
@@ -40,7 +41,6 @@ WRITES = {
 }
 # What each stage reads of another's outputs.
 READS = {
-    "tidy": {layout.TEMPORARIES.as_posix()},
     "split": _in(layout.PROCESSED, ""),
     "tensorize": _in(layout.PROCESSED, "") | _in(layout.SPLITS, ""),
     "train": _in(layout.TENSORS, ""),

@@ -28,7 +28,7 @@ from harfusion.evaluation import evaluate as evaluation
 from harfusion.evaluation.calibration import fit_temperature
 from harfusion.layout import MANIFEST, MODEL_FILE, NORM_STATS
 from harfusion.models.fusion import build_model, channels_for
-from harfusion.models.model_file import architecture, load_model
+from harfusion.models.model_file import architecture, channel_names, load_model
 from harfusion.params import Params, PreprocessParams, SplitParams
 from harfusion.training.datamodule import WindowDataModule
 from tests.helpers import write_recording
@@ -262,6 +262,8 @@ def _save_untrained_model(params: Params, tensor_dir: Path, models_dir: Path) ->
             "classes": classes,
             "class_names": _manifest(tensor_dir)["class_names"],
             "channels": channels_for(params),
+            "channel_names": channel_names(params),
+            "window": _manifest(tensor_dir)["chunk_size"],
             "architecture": architecture(params),
             "summary": {},
         },

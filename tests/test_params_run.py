@@ -44,6 +44,16 @@ FIELDS: dict[str, tuple[st.SearchStrategy, list[Any]]] = {
     "chunk_size": (st.sampled_from([16, 32, 64]), [15]),
     "modalities": (st.lists(st.sampled_from(MODALITIES), unique=True, min_size=1), [[]]),
     "split.seed": (st.sampled_from([0, 3]), [-1]),
+    # Read by other stages than train: only the schema's answer is tried here.
+    "data.synthetic.subjects": (
+        st.lists(st.integers(0, 2**31 - 1), min_size=1, max_size=3),
+        [[-5], [2**31], []],
+    ),
+    "data.synthetic.seconds_per_activity": (
+        st.floats(0.5, 3600),
+        [0.0, float("inf"), float("nan"), 1e9],
+    ),
+    "preprocess.hr_median_window": (st.integers(1, 6000), [0, 10**8, 1e8]),
     "dataset.chunk_stride": (st.sampled_from([None, 16, 32]), [0]),
     "dataset.batch_size": (st.integers(2, 24), [0]),
     "dataset.channel_groups": (
@@ -63,10 +73,11 @@ FIELDS: dict[str, tuple[st.SearchStrategy, list[Any]]] = {
     "train.min_epochs": (st.just(1), [0, 2]),
     "train.max_epochs": (st.just(1), [0]),
     "train.patience": (st.integers(1, 3), [0]),
-    "train.learning_rate": (st.sampled_from([1e-4, 2e-3, 0.5, 50.0]), [0.0]),
+    # 1e30 diverges: a one-line error naming train.learning_rate, never a NaN model
+    "train.learning_rate": (st.sampled_from([1e-4, 2e-3, 0.5, 50.0, 1e30]), [0.0, float("inf")]),
     "train.weight_decay": (st.sampled_from([0.0, 0.1]), [-0.1]),
     "train.label_smoothing": (st.sampled_from([0.0, 0.3]), [1.0]),
-    "train.gradient_clip_norm": (st.sampled_from([1e-3, 5.0]), [0.0]),
+    "train.gradient_clip_norm": (st.sampled_from([1e-3, 5.0]), [0.0, float("nan")]),
     "train.modality_dropout": (st.sampled_from([0.0, 0.9]), [1.0]),
     "train.noise_std": (st.sampled_from([0.0, 2.0]), [-1.0]),
     "train.jitter_steps": (st.integers(0, 100), [-1]),

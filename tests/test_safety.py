@@ -21,8 +21,9 @@ from harfusion.data.dataset import LegacyNpyWindows, ShardWindows, load_tensor_s
 from harfusion.errors import HarfusionError
 from harfusion.layout import MODEL_FILE
 from harfusion.models.fusion import build_model, channels_for
-from harfusion.models.model_file import architecture, load_model
+from harfusion.models.model_file import architecture, channel_names, load_model
 from harfusion.params import Params
+from harfusion.training.fit import read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SCANNED = ("src", "stages", "benchmarks")
@@ -190,7 +191,7 @@ def test_source_tree_loads_and_spawns_safely() -> None:
     # Not vacuous: the scan read our loaders and saw the calls it is meant to police.
     assert {"src/harfusion/data/dataset.py", "src/harfusion/training/fit.py"} <= set(files)
     assert any(f.startswith("stages/") for f in files)
-    assert seen["torch.load"] >= 3 and seen["subprocess"] >= 2 and seen["numpy.load"] >= 2
+    assert seen["torch.load"] >= 3 and seen["subprocess"] >= 2 and seen["numpy.load"] >= 1
 
 
 PLANTED = """\
@@ -275,13 +276,14 @@ class _RunsCode:
 
 def _write_payload(path: Path, marker: Path, kind: str) -> None:
     payload = {"features": _RunsCode(marker), "architecture": _RunsCode(marker)}
-    if kind == "pickle":
-        path.write_bytes(pickle.dumps(payload, protocol=2))
+    if kind.startswith("pickle"):
+        # torch's refusal of protocol 5 words it differently: its reason on a line of its own
+        path.write_bytes(pickle.dumps(payload, protocol=5 if kind == "pickle5" else 2))
     else:
         torch.save(payload, path, _use_new_zipfile_serialization=kind == "torch-zip")
 
 
-KINDS = ["torch-zip", "torch-legacy", "pickle"]
+KINDS = ["torch-zip", "torch-legacy", "pickle", "pickle5"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -289,7 +291,7 @@ def test_payload_runs_code_when_loaded_unsafely(tmp_path: Path, kind: str) -> No
     """Control: the payload is live, so the refusals below are not refusals of a dud."""
     path, marker = tmp_path / "evil.pt", tmp_path / "ran"
     _write_payload(path, marker, kind)
-    if kind == "pickle":
+    if kind.startswith("pickle"):
         pickle.loads(path.read_bytes())
     else:
         torch.load(path, weights_only=False)
@@ -351,26 +353,34 @@ def test_legacy_npy_refuses_object_arrays(tmp_path: Path) -> None:
     poisoned[:] = [_RunsCode(marker), _RunsCode(marker)]
     np.save(tmp_path / "val_imu_hand.npy", np.zeros((2, 32, 9), np.float32))
     np.save(tmp_path / "val_labels.npy", poisoned, allow_pickle=True)
-    with pytest.raises(ValueError, match="allow_pickle"):
+    with pytest.raises(
+        HarfusionError, match=r"val_labels\.npy: holds pickled Python objects"
+    ) as info:
         LegacyNpyWindows(tmp_path, "val", ["imu_hand"])
+    assert "\n" not in str(info.value) and "allow_pickle" not in str(info.value)
     assert not marker.exists()
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_refusals_do_not_pass_on_torchs_advice(tmp_path: Path, kind: str) -> None:
     """Torch's refusal says to load again with weights_only=False, i.e. to run the payload."""
-    _write_payload(tmp_path / MODEL_FILE, tmp_path / "ran", kind)
-    _write_payload(tmp_path / "shard.pt", tmp_path / "ran", kind)
+    for name in (MODEL_FILE, "shard.pt", "last.ckpt"):
+        _write_payload(tmp_path / name, tmp_path / "ran", kind)
     for load in (
         lambda: load_model(_params(), tmp_path),
         lambda: load_tensor_shard(tmp_path / "shard.pt"),
+        lambda: load_tensor_shard(tmp_path / "shard.pt", mmap=True),
+        lambda: read_checkpoint(tmp_path / "last.ckpt"),  # a resumed training's
     ):
         with pytest.raises(HarfusionError) as info:
             load()
         message = str(info.value)
         assert "weights_only" not in message and "trust" not in message, message
-        assert "\n" not in message and "pickled Python objects" in message
-        assert "never loaded" in message
+        assert "succeed" not in message and "safe_globals" not in message, message
+        assert "\n" not in message and "()" not in message, message
+        if "mmap can only be used" not in message:  # mmap reads torch's zip files only
+            assert "pickled Python objects" in message and "never loaded" in message
+    assert not (tmp_path / "ran").exists()
 
 
 def _saved(params: Params) -> dict:
@@ -380,6 +390,8 @@ def _saved(params: Params) -> dict:
         "classes": [1, 4, 5],
         "class_names": ["lying", "walking", "running"],
         "channels": channels_for(params),
+        "channel_names": channel_names(params),
+        "window": 64,
         "architecture": architecture(params),
         "summary": {"epochs": 1, "best_val_loss": 0.5},
     }
@@ -396,7 +408,10 @@ def _saved(params: Params) -> dict:
         (lambda saved: saved | {"classes": "1,4,5"}, "'classes' is a str"),
         (lambda saved: saved | {"state_dict": {"w": [1.0]}}, "'state_dict' is not a mapping"),
         (lambda saved: saved | {"channels": {"imu_hand": "9"}}, "'channels' is not a positive"),
-        (lambda saved: saved | {"classes": [1]}, "weights do not fit .*need at least 2 classes"),
+        (
+            lambda saved: saved | {"classes": [1], "class_names": ["lying"]},
+            "weights do not fit .*need at least 2 classes",
+        ),
         (
             lambda saved: saved | {"state_dict": dict(list(saved["state_dict"].items())[1:])},
             "weights do not fit .*Missing key",

@@ -1,6 +1,7 @@
 """Stage scripts turn bad input into one clear line on stderr, exit 1, and write nothing."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,12 @@ import pytest
 import yaml
 
 from harfusion.cli import run_stage
-from harfusion.params import Params
-from tests.helpers import write_recording
+from harfusion.data.preprocess import preprocess
+from harfusion.data.splits import write_splits
+from harfusion.data.tensorize import tensorize
+from harfusion.layout import MODEL_FILE, MODELS, PROCESSED, SPLITS, TENSORS
+from harfusion.params import Params, PreprocessParams, SplitParams
+from tests.helpers import TINY, merge, write_recording
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,3 +114,58 @@ def test_missing_raw_dir_is_named_before_dvc_checks_dependencies(tmp_path: Path)
         assert len(result.stderr.splitlines()) == 1
     (tmp_path / "params.yaml").write_text("{}\n")  # the synthetic default: synthesize makes it
     assert _stage(tmp_path, "check_params").returncode == 0
+
+
+SECONDS = "data.synthetic.seconds_per_activity"
+
+
+@pytest.mark.parametrize(
+    ("params", "key"),
+    [
+        ({"data": {"synthetic": {"subjects": [-5]}}}, "data.synthetic.subjects.0"),
+        ({"data": {"synthetic": {"seconds_per_activity": float("inf")}}}, SECONDS),
+        ({"data": {"synthetic": {"seconds_per_activity": 1e9}}}, SECONDS),
+        ({"preprocess": {"hr_median_window": 1e8}}, "preprocess.hr_median_window"),
+        ({"split": {"test_subjects": [2**40]}}, "split.test_subjects.0"),
+        ({"train": {"gradient_clip_norm": float("nan")}}, "train.gradient_clip_norm"),
+    ],
+    ids=["negative-subject", "inf-seconds", "huge-seconds", "huge-hr-window", "huge-id", "nan"],
+)
+def test_absurd_params_stop_every_stage_in_one_line(tmp_path: Path, params: dict, key: str) -> None:
+    """These validated, then ended in numpy's ValueError, OverflowError or MemoryError."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("check_params", "synthesize"):
+        result = _stage(tmp_path, stage)
+        assert result.returncode == 1
+        assert result.stderr.startswith(f"error: params.yaml: {key}: "), result.stderr
+        assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_subject_id_beyond_int32_is_one_line(tmp_path: Path) -> None:
+    """`subject99999999999.dat` overflowed the int32 subject column in a traceback."""
+    raw = tmp_path / "raw"
+    path = write_recording(raw / "Protocol" / "subject99999999999.dat", [(1, 40)])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"raw_dir": str(raw)}}))
+    result = _stage(tmp_path, "preprocess")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: {path}: subject id 99999999999 is too large (at most 2147483647)\n"
+    )
+
+
+def test_a_diverging_training_exits_non_zero_in_one_line(tmp_path: Path) -> None:
+    """The train stage with `train.learning_rate: 1e30`: exit 0 and a NaN model before."""
+    raw = tmp_path / "raw"
+    for subject in range(101, 106):
+        write_recording(raw / "Protocol" / f"subject{subject}.dat", [(1, 200), (4, 200)], subject)
+    preprocess(raw, tmp_path / PROCESSED, PreprocessParams(sessions=["Protocol"]))
+    write_splits(tmp_path / PROCESSED, tmp_path / SPLITS, SplitParams())
+    tensorize(tmp_path / SPLITS, tmp_path / PROCESSED, tmp_path / TENSORS, 64, 64)
+    params = merge(TINY, {"train": {"learning_rate": 1e30, "max_epochs": 1}})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = _stage(tmp_path, "train")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert re.match(r"error: train: the \w+ loss became nan in epoch 0: ", errors[0]), errors
+    assert not (tmp_path / MODELS / MODEL_FILE).exists()

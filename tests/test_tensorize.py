@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -255,3 +256,203 @@ def test_a_class_without_training_windows_is_reported(
     err = capsys.readouterr().err
     assert "warning: no training window at chunk_size=64 for running (5)" in err
     assert "lying" not in err.split("warning")[1]
+
+
+def _pipeline(tmp_path: Path, chunk: int = 64, **split: object) -> dict:
+    """preprocess → split (by subject: val 102, test 103 unless told) → tensorize of `raw/`."""
+    sessions = [s for s in ("Protocol", "Optional") if (tmp_path / "raw" / s).is_dir()]
+    preprocess(tmp_path / "raw", tmp_path / "processed", PreprocessParams(sessions=sessions))
+    params = SplitParams.model_validate(
+        {"strategy": "subject", "val_subjects": [102], "test_subjects": [103]} | split
+    )
+    write_splits(tmp_path / "processed", tmp_path / "splits", params)
+    return tensorize(
+        tmp_path / "splits", tmp_path / "processed", tmp_path / "tensors", chunk, chunk
+    )
+
+
+def _blank(path: Path, columns: slice, rows: range) -> None:
+    """Set raw columns to NaN on some rows of a recording (a sensor that sent nothing)."""
+    lines = path.read_text().splitlines()
+    for row in rows:
+        fields = lines[row].split(" ")
+        fields[columns] = ["NaN"] * len(fields[columns])
+        lines[row] = " ".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_windows_never_span_two_sessions(tmp_path: Path) -> None:
+    """Protocol and Optional recordings of one subject whose clocks happen to continue each
+    other and that share an activity: windows used to be cut across the two."""
+    raw = tmp_path / "raw"
+    write_recording(raw / "Protocol" / "subject101.dat", [(1, 300)], seed=1, start=5.0)
+    write_recording(raw / "Optional" / "subject101.dat", [(1, 300)], seed=2, start=8.0)
+    for subject in (102, 103):
+        write_recording(raw / "Protocol" / f"subject{subject}.dat", [(1, 300)], seed=subject)
+    manifest = _pipeline(tmp_path)
+    shard = next(i for i, s in enumerate(manifest["shards"]) if s["subject"] == 101)
+    assert manifest["shards"][shard]["rows"] == 600
+    starts = [start for index, start in manifest["windows"]["train"] if index == shard]
+    assert starts == [0, 64, 128, 192, 300, 364, 428, 492]  # none across row 300
+    timestamps = load_tensor_shard(tmp_path / "tensors" / manifest["shards"][shard]["path"])
+    assert np.all(np.diff(timestamps["timestamps"].numpy()) > 0)  # one clock, contiguous
+
+
+@pytest.fixture
+def sparse(tmp_path: Path) -> Path:
+    """Subject 104 never recorded heart rate; subject 101's hand IMU sent nothing for most of
+    its walking, and dropped a few packets while lying."""
+    raw = tmp_path / "raw" / "Protocol"
+    for subject in (101, 102, 103, 104):
+        write_recording(
+            raw / f"subject{subject}.dat",
+            [(1, 256), (4, 256)],
+            seed=subject,
+            heart_rate=subject != 104,
+        )
+    hand = slice(3, 20)  # the 17 hand IMU columns of a raw row
+    _blank(raw / "subject101.dat", hand, range(256 + 10, 256 + 200))  # walking: windows 0-2
+    _blank(raw / "subject101.dat", hand, range(5, 25))  # lying: 20 of 64 samples in window 0
+    return tmp_path
+
+
+def test_windows_without_a_modality_are_listed_counted_and_named(
+    sparse: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = _pipeline(sparse)
+    err = capsys.readouterr().err
+    counts = {
+        (row["subject"], row["activity"], row["modality"]): (row["windows"], row["of"])
+        for row in manifest["absent_windows"]
+    }
+    assert counts == {
+        (104, 1, "heart_rate"): (4, 4),
+        (104, 4, "heart_rate"): (4, 4),
+        (101, 4, "imu_hand"): (3, 4),  # windows 0-2 of walking; 3 is whole
+    }
+    assert "heart_rate missing in more than 50% of the samples of 8 windows" in err
+    assert "subject 104 (lying 4/4, walking 4/4)" in err
+    assert "imu_hand missing" in err and "subject 101 (walking 3/4)" in err
+    train = manifest["windows"]["train"]
+    walking = next(
+        i for i, s in enumerate(manifest["shards"]) if (s["subject"], s["activity"]) == (101, 4)
+    )
+    listed = sorted(manifest["absent"]["train"]["imu_hand"])
+    assert [train[i] for i in listed] == [[walking, 0], [walking, 64], [walking, 128]]
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_dataset_masks_a_modality_its_window_lacks(sparse: Path, prefetch: bool) -> None:
+    """As modality dropout does: mask False, rather than zeros posing as a reading."""
+    manifest = _pipeline(sparse)
+    data = ShardWindows(sparse / "tensors", "train", MODALITIES, GROUPS, prefetch)
+    subjects = [manifest["shards"][shard]["subject"] for shard, _ in manifest["windows"]["train"]]
+    absent = {
+        (position, modality)
+        for modality, positions in manifest["absent"]["train"].items()
+        for position in positions
+    }
+    expected = torch.tensor([[(i, m) not in absent for m in MODALITIES] for i in range(len(data))])
+    assert [subjects[i] for i in range(len(data)) if not expected[i, 3]] == [104] * 8
+    assert not expected[:, 0].all() and expected[:, 1:3].all()
+    singles = torch.stack([data[i]["mask"] for i in range(len(data))])
+    assert torch.equal(singles, expected)
+    batch = collate_windows(data.__getitems__(list(range(len(data)))))
+    assert torch.equal(batch["mask"], expected)
+    if prefetch:  # the rows on the GPU (meta stands in): the masks come from there too
+        on_device = data.to(torch.device("meta")).__getitems__([0, 1])
+        assert isinstance(on_device, dict) and on_device["mask"].device.type == "meta"
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_a_shard_of_other_length_than_its_manifest_entry_is_named(
+    tensors: Path, prefetch: bool
+) -> None:
+    """A row-truncated shard (a stage run outside DVC): the prefetched rows are one
+    concatenation, so every window after it was read from the next shard's rows."""
+    data = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS)
+    shard = int(data.windows[0, 0])
+    path = tensors / "tensors" / data.shards[shard]["path"]
+    payload = load_tensor_shard(path)
+    payload["features"] = payload["features"][:-5]
+    torch.save(payload, path)
+    rows = data.shards[shard]["rows"]
+    with pytest.raises(HarfusionError, match=rf"{path}: holds features of shape \({rows - 5}, "):
+        again = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS, prefetch)
+        again[0]
+
+
+def test_a_window_outside_its_shard_is_refused(tensors: Path) -> None:
+    path = tensors / "tensors" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    shard, _ = manifest["windows"]["val"][0]
+    manifest["windows"]["val"][0] = [shard, manifest["shards"][shard]["rows"] - 10]
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(HarfusionError, match=r"manifest\.json: window .* is not inside"):
+        ShardWindows(tensors / "tensors", "val", MODALITIES, GROUPS)
+
+
+def _subjects(tmp_path: Path, odd: dict) -> None:
+    """Subjects 101-103 at 100 Hz, and 104 written with `odd` (write_recording's options)."""
+    raw = tmp_path / "raw" / "Protocol"
+    for subject in (101, 102, 103):
+        write_recording(raw / f"subject{subject}.dat", [(1, 300), (4, 300)], seed=subject)
+    write_recording(raw / "subject104.dat", [(1, 300), (4, 300)], seed=104, **odd)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("duplicated", r"300 of 600 rows repeat or precede the previous row's timestamp"),
+        ("constant", r"299 of 300 rows repeat .*a clock that does not advance"),
+        ("50hz", r"timestamps advance 0\.02 per row \(50 Hz\); windows need rows 0\.01 s apart"),
+        ("milliseconds", r"timestamps advance 10 per row; a millisecond clock\?"),
+    ],
+)
+def test_a_subject_without_a_window_is_named_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str, reason: str
+) -> None:
+    """These subjects used to yield no window without a word."""
+    odd = {"50hz": {"step": 0.02}, "milliseconds": {"step": 10.0, "start": 5000.0}}
+    _subjects(tmp_path, odd.get(damage, {}))
+    path = tmp_path / "raw" / "Protocol" / "subject104.dat"
+    lines = path.read_text().splitlines()
+    if damage == "duplicated":  # every row twice: 300 distinct instants per activity
+        lines = [line for line in lines[:300] for _ in range(2)]
+        lines = lines + [line.replace(" 1 ", " 4 ", 1) for line in lines]
+    elif damage == "constant":
+        lines = ["5.00 " + line.split(" ", 1)[1] for line in lines]
+    path.write_text("\n".join(lines) + "\n")
+    manifest = _pipeline(tmp_path)
+    assert 104 not in {manifest["shards"][s]["subject"] for s, _ in manifest["windows"]["train"]}
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "subject 104" in line]
+    assert len(warnings) == 1 and re.search(reason, warnings[0]), warnings
+    assert warnings[0].startswith("tensorize: warning: subject 104 yields no window: ")
+
+
+@pytest.mark.parametrize(
+    ("step", "hint"),
+    [(0.02, r"0\.02 per row \(50 Hz\)"), (10.0, "a millisecond clock")],
+)
+def test_a_recording_not_at_100_hz_seconds_gets_the_measured_rate(
+    tmp_path: Path, step: float, hint: str
+) -> None:
+    """Every recording at 50 Hz, or on a millisecond clock: the error said to use a smaller
+    chunk_size or more data."""
+    raw = tmp_path / "raw" / "Protocol"
+    for subject in (101, 102, 103):
+        write_recording(raw / f"subject{subject}.dat", [(1, 300)], seed=subject, step=step)
+    with pytest.raises(HarfusionError, match=hint) as info:
+        _pipeline(tmp_path)
+    assert "smaller chunk_size" not in str(info.value)
+    assert str(info.value).startswith("chunk_size=64: no window fits in the train, val, test")
+
+
+def test_tensors_without_a_modalitys_column_are_named(tensors: Path) -> None:
+    """A KeyError traceback before; what a model meets in tensors of another layout."""
+    path = tensors / "tensors" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["columns"] = [c for c in manifest["columns"] if c != "hand_gyro_y"]
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(HarfusionError, match="no column hand_gyro_y for modality imu_hand"):
+        ShardWindows(tensors / "tensors", "val", MODALITIES, GROUPS)

@@ -1,5 +1,7 @@
 import json
 import os
+import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from harfusion.errors import HarfusionError
 from harfusion.evaluation.evaluate import evaluate
 from harfusion.models.model_file import load_model
 from harfusion.params import Params
+from harfusion.training.classifier import FusionClassifier
 from harfusion.training.datamodule import WindowDataModule
 from harfusion.training.fit import (
     balanced_class_weights,
@@ -67,6 +70,7 @@ def _imbalanced(tensors: Path, params: Params) -> WindowDataModule:
     labels = data.labels("train")
     keep = (labels != 0) | (torch.cumsum(labels == 0, 0) <= 2)
     windows.windows = windows.windows[keep]
+    windows.present = windows.present[keep]
     windows._row_of = windows._row_of[keep]
     return data
 
@@ -257,3 +261,64 @@ def test_resume_refuses_a_checkpoint_of_other_params(tensors: Path) -> None:
     )
     summary = fit(changed, tensors / "tensors", tensors / "models", tensors / "reports")
     assert summary["resumed_at_epoch"] is None and summary["epochs"] == 2
+
+
+def test_a_diverging_run_fails_naming_the_epoch_and_writes_no_model(tensors: Path) -> None:
+    """`train.learning_rate: 1e30` finished with exit 0 and a NaN model."""
+    params = Params.model_validate(TINY | {"train": TINY["train"] | {"learning_rate": 1e30}})
+    with pytest.raises(HarfusionError) as info:
+        fit(params, tensors / "tensors", tensors / "models", tensors / "reports" / "train")
+    message = str(info.value)
+    assert "\n" not in message
+    assert re.match(r"train: the (training|validation) loss became nan in epoch 0: ", message)
+    assert "train.learning_rate (1e+30) is too high" in message
+    assert not (tensors / "models").exists() and not (tensors / "reports").exists()
+
+
+def test_an_earlier_finite_checkpoint_is_not_promoted(
+    tensors: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Epoch 0 finite and checkpointed, epoch 1 diverges: the run fails rather than exporting
+    epoch 0's weights as if training had ended well."""
+    finite = FusionClassifier.training_loss
+
+    def diverging(self: FusionClassifier, batch: dict) -> torch.Tensor:
+        loss = finite(self, batch)
+        return loss * float("inf") if self.current_epoch == 1 else loss
+
+    monkeypatch.setattr(FusionClassifier, "training_loss", diverging)
+    params = Params.model_validate(TINY | {"train": TINY["train"] | {"max_epochs": 3}})
+    with pytest.raises(HarfusionError, match=r"the training loss became (inf|nan) in epoch 1"):
+        fit(params, tensors / "tensors", tensors / "models", tensors / "reports" / "train")
+    assert not (tensors / "models").exists()
+    assert (tensors / ".resume" / "train" / "best.ckpt").exists()  # epoch 0's, not promoted
+
+
+@pytest.mark.parametrize("damage", ["truncated", "pickled", "foreign"])
+def test_a_damaged_checkpoint_to_resume_is_refused_in_one_line(tensors: Path, damage: str) -> None:
+    """A truncated or malicious `last.ckpt` ended in `Invalid argument` from deep inside."""
+    params = Params.model_validate(TINY | {"train": TINY["train"] | {"resume": True}})
+    work = tensors / ".resume" / "train"
+    work.mkdir(parents=True)
+    last = work / "last.ckpt"
+    (work / "fingerprint").write_text(fingerprint(params, tensors / "tensors"))
+    if damage == "pickled":
+        last.write_bytes(pickle.dumps({"epoch": Runs()}, protocol=2))
+    else:
+        torch.save({"epoch": 3, "state_dict": {"w": torch.zeros(1000)}}, last)
+        if damage == "truncated":
+            last.write_bytes(last.read_bytes()[:500])
+    with pytest.raises(HarfusionError) as info:
+        fit(params, tensors / "tensors", tensors / "models", tensors / "reports" / "train")
+    message = str(info.value)
+    assert message.startswith(f"{last}: not a") and "\n" not in message, message
+    assert message.endswith(f"remove {work} (or set train.resume: false) to train afresh")
+    assert "weights_only" not in message
+    assert not (tensors / "ran").exists()
+
+
+class Runs:
+    """Unpickling this would run code."""
+
+    def __reduce__(self) -> tuple:
+        return (exec, ("open('ran', 'w').close()",))

@@ -1,8 +1,15 @@
 """Write outputs so a reader never sees half of one: build aside (in the project's temporaries
-folder, `layout.TEMPORARIES`), then rename into place."""
+folder, `layout.TEMPORARIES`), then rename into place.
+
+A temporary's name carries its writer's process id, `.<target>.<pid>.<random>.tmp`: two writers
+of one target at once (two `harfusion compare`) each build their own, and a writer clears only
+the temporaries whose process is gone (SIGKILL runs no cleanup), never a live one's.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 import shutil
@@ -23,26 +30,64 @@ def atomic_path(target: str | Path) -> Generator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     home, name = _temporary_home(target)
-    # A process killed mid-write (SIGKILL runs no cleanup) leaves its temporary behind; one
-    # writer per output in a workspace, so any earlier one is garbage by now.
-    ours = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp")  # mkdtemp's names
-    for stale in (p for p in home.iterdir() if ours.fullmatch(p.name)):
+    for stale in abandoned(home, name):
         remove(stale)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=home))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=home))
     shutil.rmtree(tmp)  # the caller decides whether it becomes a file or a directory
     try:
         yield tmp
         if target.is_dir() and not target.is_symlink():
-            old = home / f".{name}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old)
+            _replace_folder(tmp, target)
         else:
             os.replace(tmp, target)
     finally:
         if tmp.exists() or tmp.is_symlink():
             remove(tmp)
+
+
+def _replace_folder(tmp: Path, target: Path) -> None:
+    """Put the folder `tmp` where the folder `target` is. Two renames, since a folder cannot
+    replace a non-empty one in one; when another writer's folder lands in between, move that
+    one aside as well (the last writer wins, as with a file)."""
+    old = tmp.with_name(tmp.name.removesuffix(".tmp") + ".old.tmp")
+    while True:
+        with contextlib.suppress(FileNotFoundError):
+            target.rename(old)
+        try:
+            tmp.rename(target)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        finally:
+            if old.exists() or old.is_symlink():
+                remove(old)
+
+
+def abandoned(home: Path, name: str | None = None) -> list[Path]:
+    """The temporaries in `home` (of the target `name`, or of any) whose writer is dead."""
+    target = re.escape(name) if name is not None else r".+"
+    pattern = re.compile(rf"\.{target}\.(\d+)\.[a-z0-9_]{{8}}(\.old)?\.tmp")
+    found = []
+    for path in home.iterdir() if home.is_dir() else []:
+        match = pattern.fullmatch(path.name)
+        if match and not _alive(int(match[1])):
+            found.append(path)
+    return sorted(found)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OverflowError:  # no such pid can exist
+        return False
+    return True
 
 
 def _temporary_home(target: Path) -> tuple[Path, str]:

@@ -12,9 +12,9 @@ from pathlib import Path
 PARAMS = Path("params.yaml")
 ABLATIONS = Path("ablations.yaml")
 
-# Where outputs are built before they are renamed into place: one git-ignored folder that the
-# `tidy` stage depends on, so litter left by a killed stage changes that dependency and the next
-# `dvc repro` removes it, even when it restores every other stage from the run-cache.
+# Where outputs are built before they are renamed into place: one git-ignored folder, the `tidy`
+# stage's output, so litter left by a killed stage changes that output and the next `dvc repro`
+# restores it without the litter, even when it restores every other stage from the run-cache.
 TEMPORARIES = Path(".tmp")
 
 # preprocess: one CSV per subject × session × activity, and their index.

@@ -48,19 +48,25 @@ Strategy = Literal[
 # What numpy's and Lightning's seeding accept (a negative seed failed a minute into training).
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 Positive = Annotated[int, Field(ge=1)]
+# What preprocess stores a subject id as (int32); file names spell it, so it is not negative.
+SubjectId = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No float param means anything at inf or NaN (`.inf` seconds overflowed deep in numpy).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SyntheticParams(Strict):
     out_dir: str = "data/raw/synthetic"
     seed: int = 2026  # apart from the top-level seed, so training seeds share one data set
-    subjects: list[int] = Field(default_factory=lambda: list(range(101, 110)), min_length=1)
-    seconds_per_activity: float = Field(60.0, gt=0)
+    subjects: list[SubjectId] = Field(
+        default_factory=lambda: list(range(101, 110)), min_length=1, max_length=1000
+    )
+    # An hour per activity and subject is 15 times PAMAP2 (~3 GB of rows per subject in memory).
+    seconds_per_activity: float = Field(60.0, gt=0, le=3600)
     optional_sessions: bool = True
-    transient_seconds: float = Field(8.0, ge=0)
+    transient_seconds: float = Field(8.0, ge=0, le=3600)
     packet_drop_rate: float = Field(0.002, ge=0, le=1)
 
 
@@ -82,7 +88,9 @@ class PreprocessParams(Strict):
             raise ValueError(f"{odd}: a session is a folder name directly under data.raw_dir")
         return sessions
 
-    hr_median_window: int = Field(25, ge=1)
+    # Samples in heart rate's rolling median; beyond a minute (at 100 Hz) it smooths away the
+    # activities themselves (1e8 ran out of memory).
+    hr_median_window: int = Field(25, ge=1, le=6000)
     max_shard_mb: float = Field(19.0, gt=0, le=19.5)
 
 
@@ -92,8 +100,8 @@ class SplitParams(Strict):
     train: float = Field(0.70, gt=0, lt=1)
     val: float = Field(0.15, gt=0, lt=1)
     test: float = Field(0.15, gt=0, lt=1)
-    val_subjects: list[int] = Field(default_factory=lambda: [105])
-    test_subjects: list[int] = Field(default_factory=lambda: [106])
+    val_subjects: list[SubjectId] = Field(default_factory=lambda: [105])
+    test_subjects: list[SubjectId] = Field(default_factory=lambda: [106])
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> SplitParams:

@@ -44,6 +44,7 @@ _SUBJECT_FILE = re.compile(r"subject(\d+)\.dat(\.gz)?")
 _FIRST_SENSOR = RAW_COLUMNS.index("hand_temperature_c")
 _HR = RAW_COLUMNS.index("heart_rate_bpm")
 _ACTIVITY = RAW_COLUMNS.index("activity_id")
+MAX_SUBJECT_ID = 2**31 - 1  # shards store it as int32
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,10 @@ def _session_recordings(folder: Path, session: str) -> list[Recording]:
             )
         if paths[0].name.removesuffix(".gz") != f"subject{subject}.dat":
             raise HarfusionError(f"{paths[0]}: rename it subject{subject}.dat (no leading zeros)")
+        if subject > MAX_SUBJECT_ID:
+            raise HarfusionError(
+                f"{paths[0]}: subject id {subject} is too large (at most {MAX_SUBJECT_ID})"
+            )
         recordings.append(Recording(paths[0], subject, session))
     return recordings
 
@@ -111,8 +116,8 @@ def fill_heart_rate(hr: np.ndarray, window: int) -> np.ndarray:
         return hr.copy()
     last_valid = np.maximum.accumulate(np.where(valid, np.arange(hr.size), -1))
     filled = np.where(last_valid >= 0, hr[np.maximum(last_valid, 0)], hr[valid.argmax()])
-    if window > 1:
-        filled = median_filter(filled, size=window, mode="nearest")
+    if window > 1:  # a window beyond the recording medians the same rows (and costs memory)
+        filled = median_filter(filled, size=min(window, hr.size), mode="nearest")
     return filled
 
 

@@ -1,7 +1,11 @@
 """Turn CSV shards into tensor shards, per-split window indexes and train-only normalisation.
 
-Windows never cross a shard (so never a split) or a gap in the timestamps: a model never sees
-two recordings glued together.
+Windows never cross a shard (so never a split), a session (Protocol and Optional are two
+recordings, even when one's clock happens to continue the other's) or a gap in the timestamps: a
+model never sees two recordings glued together. A subject that yields no window is named with
+the reason (too short, repeated timestamps, a clock that is not 100 Hz seconds). Windows in which
+a modality's sensor sent (almost) nothing are listed per split in the manifest, so the dataset
+masks that modality there (`presence`), and counted per subject and activity.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
 from tqdm import tqdm
 
 from harfusion.atomic import atomic_path
 from harfusion.data.pamap2 import SAMPLE_RATE_HZ, SENSOR_COLUMNS, activity_name
 from harfusion.data.preprocess import read_shard_csv
+from harfusion.data.presence import MAX_MISSING, absent_modalities
 from harfusion.data.splits import SPLITS
 from harfusion.errors import HarfusionError
 from harfusion.layout import MANIFEST, NORM_STATS
@@ -37,17 +43,56 @@ def read_split_file(path: Path) -> list[tuple[str, int]]:
     return entries
 
 
-def window_starts(timestamps: np.ndarray, chunk_size: int, stride: int) -> np.ndarray:
-    """Start rows of every full window that lies inside one gap-free segment."""
+def _segments(timestamps: np.ndarray, sessions: np.ndarray | None) -> np.ndarray:
+    """Bounds of the runs of rows with no gap, no repeated or backward timestamp and no change
+    of session: [0, b1, ..., rows]."""
     steps = np.diff(timestamps)
-    breaks = np.flatnonzero((steps <= 0) | (steps > GAP_FACTOR / SAMPLE_RATE_HZ)) + 1
-    bounds = np.concatenate([[0], breaks, [len(timestamps)]])
+    cut = (steps <= 0) | (steps > GAP_FACTOR / SAMPLE_RATE_HZ)
+    if sessions is not None:
+        cut |= sessions[1:] != sessions[:-1]
+    return np.concatenate([[0], np.flatnonzero(cut) + 1, [len(timestamps)]])
+
+
+def window_starts(
+    timestamps: np.ndarray, chunk_size: int, stride: int, sessions: np.ndarray | None = None
+) -> np.ndarray:
+    """Start rows of every full window that lies inside one gap-free segment of one session."""
     starts = [
         np.arange(begin, end - chunk_size + 1, stride)
-        for begin, end in pairwise(bounds)
+        for begin, end in pairwise(_segments(timestamps, sessions))
         if end - begin >= chunk_size
     ]
     return np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+
+
+def no_window_reason(timestamps: np.ndarray, sessions: np.ndarray, chunk_size: int) -> str:
+    """Why rows with these timestamps hold no window of `chunk_size`, measured from the clock."""
+    rows = len(timestamps)
+    if rows < chunk_size:
+        return f"{rows} rows, fewer than chunk_size={chunk_size}"
+    steps = np.diff(timestamps)
+    repeated = int((steps <= 0).sum())
+    if repeated * 2 > len(steps):
+        return (
+            f"{repeated} of {rows} rows repeat or precede the previous row's timestamp "
+            "(duplicated rows, or a clock that does not advance)"
+        )
+    period = float(np.median(steps[steps > 0]))
+    if period > GAP_FACTOR / SAMPLE_RATE_HZ:
+        unit = (
+            "; a millisecond clock? timestamps must be seconds"
+            if period >= 1
+            else f" ({1 / period:.3g} Hz)"
+        )
+        return (
+            f"timestamps advance {period:.3g} per row{unit}; windows need rows "
+            f"{1 / SAMPLE_RATE_HZ:g} s apart ({SAMPLE_RATE_HZ:g} Hz): resample the recording"
+        )
+    longest = int(np.diff(_segments(timestamps, sessions)).max())
+    return (
+        f"its longest run without a gap, repeated timestamp or change of session is {longest} "
+        f"rows, fewer than chunk_size={chunk_size}"
+    )
 
 
 def _whole(path: Path) -> Path:
@@ -72,9 +117,11 @@ def _shard_parts(entries: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
 
 def _read_parts(
     parts: list[tuple[str, int]], split_file: Path
-) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """One shard's features (float64), timestamps, activity and subject, from its part files."""
-    features, timestamps = [], []
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """One shard's features (float64), timestamps, sessions, activity and subject, from its
+    part files."""
+    features, timestamps, sessions = [], [], []
+    known: dict[str, int] = {}
     for csv_path, rows in parts:
         table = read_shard_csv(csv_path)
         if table.num_rows != rows:
@@ -87,10 +134,24 @@ def _read_parts(
         _float32(values, csv_path)
         features.append(values)
         timestamps.append(table.column("timestamp_s").to_numpy())
+        sessions.append(_session_codes(table.column("session"), known))
         if len(features) == 1:
             activity = int(table.column("activity_id")[0].as_py())
             subject = int(table.column("subject_id")[0].as_py())
-    return np.concatenate(features), np.concatenate(timestamps), activity, subject
+    return (
+        np.concatenate(features),
+        np.concatenate(timestamps),
+        np.concatenate(sessions),
+        activity,
+        subject,
+    )
+
+
+def _session_codes(column: pa.ChunkedArray, known: dict[str, int]) -> np.ndarray:
+    """A number per row for its session, the same number for one session in every part."""
+    encoded = column.combine_chunks().dictionary_encode()
+    numbers = [known.setdefault(name, len(known)) for name in encoded.dictionary.to_pylist()]
+    return np.asarray(numbers, dtype=np.int64)[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
 def _warn_untrained(manifest: dict, classes: list[int], chunk_size: int) -> None:
@@ -131,6 +192,49 @@ def _check_finite_stats(mean: np.ndarray, std: np.ndarray) -> None:
         )
 
 
+def _warn_absent(counts: list[dict]) -> None:
+    """One line per modality: which subjects' activities lack it in how many windows."""
+    for modality in sorted({row["modality"] for row in counts}):
+        rows = [row for row in counts if row["modality"] == modality]
+        by_subject: dict[int, list[str]] = {}
+        for row in rows:
+            by_subject.setdefault(row["subject"], []).append(
+                f"{activity_name(row['activity'])} {row['windows']}/{row['of']}"
+            )
+        listed = "; ".join(
+            f"subject {subject} ({', '.join(activities)})"
+            for subject, activities in sorted(by_subject.items())
+        )
+        print(
+            f"tensorize: warning: {modality} missing in more than {MAX_MISSING:.0%} of the samples "
+            f"of {sum(row['windows'] for row in rows)} windows, masked there as modality dropout "
+            f"masks it: {listed}",
+            file=sys.stderr,
+        )
+
+
+def _no_window_error(
+    chunk_size: int, empty: list[str], reasons: dict[int, list[tuple[int, str, str]]]
+) -> HarfusionError:
+    """No window in a split: why, for its longest shard, and what to do when it is too short."""
+    found = [
+        (rows, why) for shards in reasons.values() for rows, why, split in shards if split in empty
+    ]
+    _, why = max(found, default=(0, "no rows"))
+    advice = "; use a smaller chunk_size or more data" if "chunk_size" in why else ""
+    return HarfusionError(
+        f"chunk_size={chunk_size}: no window fits in the {', '.join(empty)} split "
+        f"(longest shard without a window: {why}){advice}"
+    )
+
+
+def _warn_windowless(reasons: dict[int, list[tuple[int, str, str]]], windowed: set[int]) -> None:
+    """A subject that yields no window at all: named, with the reason of its longest shard."""
+    for subject in sorted(set(reasons) - windowed):
+        _, reason, _ = max(reasons[subject])
+        print(f"tensorize: warning: subject {subject} yields no window: {reason}", file=sys.stderr)
+
+
 def tensorize(
     splits_dir: Path,
     processed_dir: Path,
@@ -139,7 +243,8 @@ def tensorize(
     stride: int,
     train_stride: int | None = None,
 ) -> dict:
-    """Write `<shard>.pt`, `manifest.json` (classes, windows per split) and `norm_stats.json`.
+    """Write `<shard>.pt`, `manifest.json` (classes, windows per split, windows lacking a
+    modality) and `norm_stats.json`.
 
     `train_stride` (default `stride`) spaces the train split's windows only: overlapping
     training windows add examples at no labelling cost, while validation and test keep the
@@ -155,16 +260,24 @@ def tensorize(
         "train_stride": strides["train"],
         "shards": [],
         "windows": {},
+        # per split and modality, the positions (in `windows`) of the windows lacking it
+        "absent": {},
+        # per subject, activity, split and modality: windows lacking it, of how many
+        "absent_windows": [],
     }
     sums = np.zeros(len(SENSOR_COLUMNS))
     squares = np.zeros(len(SENSOR_COLUMNS))
     counts = np.zeros(len(SENSOR_COLUMNS))
     activities: set[int] = set()
+    # per subject, (rows, why, split) of each shard without a window; subjects with a window
+    reasons: dict[int, list[tuple[int, str, str]]] = {}
+    windowed: set[int] = set()
     with atomic_path(out_dir) as tmp, tqdm(total=total, desc="tensorize", unit="shard") as bar:
         for split, entries in listed.items():
-            windows = []
+            windows: list[list[int]] = []
+            absent: dict[str, list[int]] = {}
             for parts in _shard_parts(entries):
-                features, timestamps, activity, subject = _read_parts(
+                features, timestamps, sessions, activity, subject = _read_parts(
                     parts, splits_dir / f"{split}.txt"
                 )
                 rows = len(timestamps)
@@ -191,10 +304,23 @@ def tensorize(
                         "split": split,
                     }
                 )
-                windows += [
-                    [shard_index, int(s)]
-                    for s in window_starts(timestamps, chunk_size, strides[split])
-                ]
+                starts = window_starts(timestamps, chunk_size, strides[split], sessions)
+                if len(starts):
+                    windowed.add(subject)
+                else:
+                    why = no_window_reason(timestamps, sessions, chunk_size)
+                    reasons.setdefault(subject, []).append((rows, why, split))
+                where = {"subject": subject, "activity": activity, "split": split}
+                for modality, flags in absent_modalities(
+                    features, SENSOR_COLUMNS, starts, chunk_size
+                ).items():
+                    if flags.any():
+                        found = len(windows) + np.flatnonzero(flags)
+                        absent.setdefault(modality, []).extend(found.tolist())
+                        manifest["absent_windows"].append(
+                            where | {"modality": modality, "windows": len(found), "of": len(flags)}
+                        )
+                windows += [[shard_index, int(s)] for s in starts]
                 if split == "train":
                     present = ~np.isnan(features)
                     sums += np.where(present, features, 0).sum(axis=0)
@@ -202,12 +328,13 @@ def tensorize(
                     counts += present.sum(axis=0)
                 bar.update(len(parts))
             manifest["windows"][split] = windows
+            manifest["absent"][split] = absent
+        bar.close()  # before the warnings, so that they read as lines of their own
         empty = [split for split in SPLITS if not manifest["windows"][split]]
         if empty:
-            raise HarfusionError(
-                f"chunk_size={chunk_size}: no window fits in the {', '.join(empty)} split; "
-                "use a smaller chunk_size or more data"
-            )
+            raise _no_window_error(chunk_size, empty, reasons)
+        _warn_windowless(reasons, windowed)
+        _warn_absent(manifest["absent_windows"])
         classes = sorted(activities)
         _warn_untrained(manifest, classes, chunk_size)
         manifest["classes"] = classes

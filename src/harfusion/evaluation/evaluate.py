@@ -27,7 +27,7 @@ from harfusion.evaluation.metrics import classification_metrics
 from harfusion.evaluation.plots import attention_figure, reliability_diagram
 from harfusion.models.fusion import FusionModel
 from harfusion.models.masking import nonempty_subsets, subset_mask
-from harfusion.models.model_file import load_model
+from harfusion.models.model_file import check_fits, load_model
 from harfusion.params import Params
 from harfusion.threads import configure_threads
 
@@ -149,11 +149,12 @@ def single_modality_confidence(model: FusionModel, loader: DataLoader, classes: 
 
 @torch.no_grad()
 def latency_ms(model: FusionModel, dataset, windows: int, warmup: int) -> dict:
-    """Milliseconds per window at batch size 1, after `warmup` untimed calls."""
+    """Milliseconds per window at batch size 1, after `warmup` untimed calls; the windows are
+    taken in turn, again from the first when the split has fewer than the calls."""
     model.eval()
     times = []
-    for index in range(min(warmup + windows, len(dataset))):
-        sample = dataset[index]
+    for index in range(warmup + windows):
+        sample = dataset[index % len(dataset)]
         inputs = {m: x.unsqueeze(0) for m, x in sample["inputs"].items()}
         mask = sample["mask"].unsqueeze(0)
         started = time.perf_counter()
@@ -214,6 +215,8 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
     class_names: list[str] = saved["class_names"]
     data = SplitLoaders(tensor_dir, params)
     test_loader, val_loader = data.loader("test"), data.loader("val")
+    for split in ("val", "test"):
+        check_fits(saved, models_dir / layout.MODEL_FILE, data.splits[split].spec)
     bins = params.evaluate.ece_bins
     test, val = predict(model, test_loader), predict(model, val_loader)
     metrics, reliability = calibrated_metrics(test, val, class_names, bins)

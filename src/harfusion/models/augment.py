@@ -138,8 +138,9 @@ def augment(
 ) -> tuple[dict[str, Tensor], Tensor]:
     """Every training-time perturbation of one batch, in one fixed order (a seeded run's random
     draws depend on it): time warp, sensor rotation, amplitude scaling, jitter, noise, and last
-    modality dropout, which narrows `mask`. `normalisation`: per IMU modality the train mean
-    and std of its inputs, which rotation needs to work in physical units."""
+    modality dropout, which narrows `mask` (the modalities the data hold), never to none.
+    `normalisation`: per IMU modality the train mean and std of its inputs, which rotation needs
+    to work in physical units."""
     inputs = time_warp(dict(inputs), train.time_warp)  # a copy: never the batch's own
     if train.rotation_degrees > 0:
         for m, x in inputs.items():
@@ -153,5 +154,8 @@ def augment(
         for m, x in inputs.items()
     }
     batch, modalities = mask.shape
-    dropped = random_modality_mask(batch, modalities, train.modality_dropout, device=mask.device)
-    return inputs, mask & dropped
+    dropped = mask & random_modality_mask(
+        batch, modalities, train.modality_dropout, device=mask.device
+    )
+    # A window whose data lack some modalities keeps at least one it has, as one with all does.
+    return inputs, torch.where(dropped.any(dim=1, keepdim=True), dropped, mask)

@@ -1,4 +1,9 @@
-"""The LightningModule: a fusion model trained with modality dropout and augmentation."""
+"""The LightningModule: a fusion model trained with modality dropout and augmentation.
+
+A loss that turns NaN or inf stops training with a one-line error at the end of that epoch's
+validation, before its checkpoint is saved: the run fails and writes no model (a diverged run
+used to finish with exit 0, promoting an earlier checkpoint or a NaN model).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from harfusion.data.pamap2 import imu_triads
+from harfusion.errors import HarfusionError
 from harfusion.models.augment import augment
 from harfusion.models.fusion import FusionOutput, build_model
 from harfusion.params import Params
@@ -42,7 +48,9 @@ class FusionClassifier(L.LightningModule):
         self.model = build_model(params, channels, num_classes)
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
-        self.train_loss = MeanMetric()
+        # NaN kept in the means (torchmetrics drops it by default), so a diverged step shows
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.val_loss_mean = MeanMetric(nan_strategy="disable")  # per batch, as `val_loss`
 
     def forward(self, inputs: dict[str, Tensor], mask: Tensor) -> FusionOutput:
         return self.model(inputs, mask)
@@ -80,11 +88,26 @@ class FusionClassifier(L.LightningModule):
         output = self.model(batch["inputs"], batch["mask"])
         loss = F.cross_entropy(output.logits, batch["label"])
         size = len(batch["label"])
+        self.val_loss_mean.update(loss.detach())
         self.val_accuracy(output.logits, batch["label"])
         self.val_f1(output.logits, batch["label"])
         self.log("val_loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
         self.log("val_acc", self.val_accuracy, prog_bar=True, batch_size=size)
         self.log("val_f1_macro", self.val_f1, batch_size=size)
+
+    def on_validation_epoch_end(self) -> None:
+        """Stop a diverged run (Lightning calls the checkpoint callbacks after this hook)."""
+        validation = self.val_loss_mean.compute()
+        self.val_loss_mean.reset()
+        if self.trainer.sanity_checking:
+            return
+        for split, loss in (("training", self.train_loss.compute()), ("validation", validation)):
+            if not torch.isfinite(loss):
+                raise HarfusionError(
+                    f"train: the {split} loss became {float(loss)} in epoch {self.current_epoch}: "
+                    f"training diverged, most likely train.learning_rate "
+                    f"({self.params.train.learning_rate:g}) is too high; no model was written"
+                )
 
     def configure_optimizers(self):
         train = self.params.train

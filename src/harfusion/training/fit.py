@@ -20,10 +20,10 @@ from lightning.pytorch.loggers import Logger
 
 from harfusion.atomic import atomic_path
 from harfusion.data.dataset import ShardWindows
-from harfusion.errors import HarfusionError
+from harfusion.errors import HarfusionError, refused_torch_file
 from harfusion.layout import MANIFEST, NORM_STATS, RESUME
 from harfusion.models.fusion import channels_for
-from harfusion.models.model_file import architecture, save_model
+from harfusion.models.model_file import architecture, channel_names, save_model
 from harfusion.params import Params
 from harfusion.threads import configure_threads
 from harfusion.training.classifier import FusionClassifier
@@ -169,6 +169,38 @@ def _resume_from(params: Params, tensor_dir: Path, work: Path) -> Path | None:
     return None
 
 
+# What Lightning reads from a checkpoint it resumes: key → type.
+_CHECKPOINT = {
+    "epoch": int,
+    "global_step": int,
+    "state_dict": dict,
+    "loops": dict,
+    "callbacks": dict,
+    "optimizer_states": list,
+    "lr_schedulers": list,
+}
+
+
+def read_checkpoint(path: Path) -> dict:
+    """`last.ckpt` of a killed run, or a one-line refusal naming it (torch's or Lightning's own
+    refusal of a damaged or foreign file came out as a traceback from deep inside)."""
+    fresh = f"remove {path.parent} (or set train.resume: false) to train afresh"
+    try:
+        restored = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # UnpicklingError, RuntimeError of a truncated zip, EOFError, ...
+        raise HarfusionError(f"{refused_torch_file(path, 'a checkpoint', exc)}; {fresh}") from None
+    wrong = [
+        key
+        for key, kind in _CHECKPOINT.items()
+        if not isinstance(restored, dict) or not isinstance(restored.get(key), kind)
+    ]
+    if wrong:
+        raise HarfusionError(
+            f"{path}: not a checkpoint this project wrote (no {', '.join(wrong)}); {fresh}"
+        )
+    return restored
+
+
 def rewind_log(live: Path, global_step: int) -> None:
     """Make a killed run's DVCLive folder read as it did at its last checkpoint, so the resumed
     history reads as the uninterrupted one: drop the rows logged after it (the resumed run logs
@@ -213,7 +245,7 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
     resume = _resume_from(params, tensor_dir, work)
     resumed = None
     if resume is not None:
-        restored = torch.load(resume, weights_only=True)
+        restored = read_checkpoint(resume)
         resumed = restored["epoch"] + 1
         rewind_log(live, restored["global_step"])
     mode = "min" if train.monitor == "val_loss" else "max"
@@ -258,6 +290,8 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
         classes=data.classes,
         class_names=data.class_names,
         channels=channels_for(params),
+        channel_names=channel_names(params),
+        window=data.splits["train"].chunk_size,
         architecture=architecture(params),
         summary=summary,
     )

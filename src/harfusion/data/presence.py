@@ -1,0 +1,50 @@
+"""Which modalities a window really holds.
+
+A sensor that sent nothing for most of a window (a chest strap that never recorded heart rate
+for a subject, an IMU out for seconds) must not reach the model as zeros posing as readings:
+the window marks that modality absent, exactly as modality dropout does (mask entry False,
+features zeroed by `models.masking.apply_mask`), which is what the model was trained to handle.
+
+A sample of a modality is missing when every one of its columns is NaN: the sensor sent
+nothing (PAMAP2's dropped IMU packets blank the whole 17-column block). A modality is absent
+from a window when more than `MAX_MISSING` of the window's samples are missing. A few dropped
+packets stay zeros in an otherwise real window; more than half missing is no reading of it.
+Heart rate is forward-filled by preprocess, so it is absent only where a recording has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from harfusion.data.pamap2 import IMU_CHANNEL_GROUPS, MODALITIES, modality_columns
+
+MAX_MISSING = 0.5  # a modality with more than half of a window's samples missing is absent
+
+
+def missing_samples(features: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+    """bool [rows]: the rows of `features` [rows, C] in which all `columns` are NaN."""
+    return np.asarray(np.isnan(features[:, list(columns)]).all(axis=1), dtype=bool)
+
+
+def too_sparse(missing: np.ndarray, length: int) -> np.ndarray:
+    """Whether windows of `length` samples with `missing` samples missing lack the modality."""
+    return missing > MAX_MISSING * length
+
+
+def absent_modalities(
+    features: np.ndarray, columns: Sequence[str], starts: np.ndarray, length: int
+) -> dict[str, np.ndarray]:
+    """Per modality with columns in `columns` (the names of `features`' columns), bool
+    [windows]: the windows starting at `starts`, `length` rows each, that lack it."""
+    index = {name: i for i, name in enumerate(columns)}
+    absent = {}
+    for modality in MODALITIES:
+        own = [
+            index[c] for c in modality_columns(modality, tuple(IMU_CHANNEL_GROUPS)) if c in index
+        ]
+        if own:
+            running = np.concatenate([[0], np.cumsum(missing_samples(features, own))])
+            absent[modality] = too_sparse(running[starts + length] - running[starts], length)
+    return absent
