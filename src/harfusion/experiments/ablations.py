@@ -200,4 +200,4 @@ def load_ablations(path: str | Path = "ablations.yaml") -> Ablations:
     try:
         return Ablations.model_validate(raw)
     except ValidationError as exc:
-        raise HarfusionError(f"{path}: {exc}") from None
+        raise HarfusionError(describe(exc, path)) from None
