@@ -211,3 +211,14 @@ def test_the_reported_cases_are_one_line(
         assert not usage and last.startswith("error: "), err
     else:  # argparse: its usage (wrapped), then one line naming the option
         assert usage[0].startswith("usage: ") and last.startswith(f"harfusion {argv[0]}: error: ")
+
+
+def test_the_runner_speaks_as_the_command_that_runs_it(
+    project: Path, monkeypatch_module: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 21: LOSO's lines began with `sweep:`."""
+    with contextlib.chdir(project):
+        assert main(["loso", "--dry-run", "--shard", "2/2"]) == 0
+        assert capsys.readouterr().out.startswith("loso: shard 2/2: 4 of 9 experiments\n")
+        assert main(["sweep", "--dry-run", "--shard", "2/2", "--only", "fusion"]) == 0
+        assert capsys.readouterr().out.startswith("sweep: shard 2/2: 1 of 3 experiments\n")
