@@ -1,7 +1,8 @@
-"""Interrupt a real `harfusion sweep --only fusion` many times in a row (default 20) and check
-each time that the workspace (params.yaml, every tracked file, the index, `git stash`, HEAD) is
-exactly as it was, that the sweep exited within seconds with 128 + the signal's number and no
-traceback, and that it said what it queued and how to stop it.
+"""Interrupt a real `harfusion sweep --only fusion` or `harfusion loso --folds 3` (in turn) many
+times in a row (default 20) and check each time that the workspace (params.yaml, every tracked
+file, the index, `git stash`, HEAD) is exactly as it was, that the command exited within seconds
+with 128 + the signal's number and no traceback, and that it said what it queued and how to stop
+it.
 
     uv run python scripts/stress_signals.py [--trials 20] [--seed N]
 
@@ -25,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' helpers
 
 from tests.clones import tiny_clone
-from tests.interrupting import HOWS, MOMENTS, interrupt_once
+from tests.interrupting import COMMANDS, HOWS, MOMENTS, interrupt_once
 
 
 def main() -> int:
@@ -42,7 +43,9 @@ def main() -> int:
         base = tiny_clone(Path(scratch) / "base")
         for number in range(1, args.trials + 1):
             moment, how = next(cases)
-            trial = interrupt_once(base, Path(scratch) / f"trial{number}", moment, how, rng)
+            command = list(COMMANDS)[number % len(COMMANDS)]
+            folder = Path(scratch) / f"trial{number}"
+            trial = interrupt_once(base, folder, moment, how, rng, command)
             print(f"{number:3d}. {trial}", flush=True)
             if trial.problems:
                 failed += 1

@@ -1,10 +1,11 @@
-"""Interrupt a real sweep in a clone at a chosen moment and check what it left: shared by
-tests/test_signals.py (a few trials) and scripts/stress_signals.py (many in a row).
+"""Interrupt a real sweep or LOSO in a clone at a chosen moment and check what it left: shared
+by tests/test_signals.py (a few trials) and scripts/stress_signals.py (many in a row).
 
 A trial copies a committed tiny clone, makes uncommitted edits (one unstaged in params.yaml, one
-staged in README.md), starts `harfusion sweep --only fusion` in a session of its own, waits for
-the moment (DVC queueing an experiment, DVC starting the workers, the sweep waiting), lets a
-random part of it pass, sends the signal, and compares the workspace with git's own commands.
+staged in README.md), starts `harfusion sweep --only fusion` or `harfusion loso --folds 3` in a
+session of its own, waits for the moment (DVC queueing an experiment, DVC starting the workers,
+the command waiting), lets a random part of it pass, sends the signal, and compares the
+workspace with git's own commands.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ HOWS = {
     "SIGTERM to the group": (signal.SIGTERM, True),
     "SIGTERM to the process": (signal.SIGTERM, False),
 }
+# The commands that queue, each with three experiments.
+COMMANDS = {
+    "sweep": ["sweep", "--only", "fusion"],
+    "loso": ["loso", "--folds", "3"],
+}
 # Not a signal one can catch: everything, DVC's own call included, dies on the spot.
 KILL_ALL = "SIGKILL to all"
 EXIT_WITHIN = 20.0  # seconds from the signal; one DVC call to finish plus start-up noise
@@ -46,6 +52,7 @@ EXIT_WITHIN = 20.0  # seconds from the signal; one DVC call to finish plus start
 
 @dataclass(frozen=True)
 class Trial:
+    command: str
     moment: str
     how: str
     delay: float
@@ -73,8 +80,8 @@ class Trial:
     def __str__(self) -> str:
         status = "ok" if not self.problems else "FAILED: " + "; ".join(self.problems)
         return (
-            f"{self.moment:9s} {self.how:23s} +{self.delay:.2f} s: exit {self.exit_status} "
-            f"after {self.seconds:.1f} s: {status}"
+            f"{self.command:5s} {self.moment:9s} {self.how:23s} +{self.delay:.2f} s: "
+            f"exit {self.exit_status} after {self.seconds:.1f} s: {status}"
         )
 
 
@@ -135,16 +142,18 @@ def _settle(clone: Path, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-def interrupt_once(base: Path, trial: Path, moment: str, how: str, rng: random.Random) -> Trial:
-    """One trial in a copy of `base` (a committed tiny clone) at `trial`."""
+def interrupt_once(
+    base: Path, trial: Path, moment: str, how: str, rng: random.Random, command: str = "sweep"
+) -> Trial:
+    """One trial of `command` in a copy of `base` (a committed tiny clone) at `trial`."""
     shutil.copytree(base, trial, symlinks=True)
     edit(trial)
     before = workspace_state(trial)
     sign, longest = MOMENTS[moment]
     out, err = trial.parent / f"{trial.name}.out", trial.parent / f"{trial.name}.err"
     with out.open("w") as stdout, err.open("w") as stderr:
-        sweep = subprocess.Popen(
-            [*HARFUSION, "sweep", "--only", "fusion", "-j", "1", "--poll", "1"],
+        process = subprocess.Popen(
+            [*HARFUSION, *COMMANDS[command], "-j", "1", "--poll", "1"],
             cwd=trial,
             env=env(trial),
             stdout=stdout,
@@ -153,32 +162,32 @@ def interrupt_once(base: Path, trial: Path, moment: str, how: str, rng: random.R
         )
     try:
         deadline = time.monotonic() + 180
-        while not _reached(sweep, sign, trial, out):
-            if sweep.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the sweep never reached {moment!r}:\n{out.read_text()}")
+        while not _reached(process, sign, trial, out):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{command} never reached {moment!r}:\n{out.read_text()}")
             time.sleep(0.01)
         delay = 0.0 if how == KILL_ALL else rng.uniform(0, longest)
         time.sleep(delay)
         sent = time.monotonic()
         if how == KILL_ALL:
-            os.killpg(sweep.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGKILL)
             end_processes_in(trial)
         else:
             signum, group = HOWS[how]
-            (os.killpg if group else os.kill)(sweep.pid, signum)
+            (os.killpg if group else os.kill)(process.pid, signum)
         try:
-            status: int | None = sweep.wait(timeout=60)
+            status: int | None = process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             status = None
         seconds = time.monotonic() - sent
         _settle(trial)
         after = workspace_state(trial)
     finally:
-        if sweep.poll() is None:
-            os.killpg(sweep.pid, signal.SIGKILL)
-            sweep.wait()
-        end_processes_in(trial)  # the queue workers the sweep left running, as it says
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        end_processes_in(trial)  # the queue workers the command left running, as it says
     changed = {key: (before[key], after[key]) for key in before if before[key] != after[key]}
     if status is not None and status < 0:  # killed by the signal itself (no handler)
         status = 128 - status
-    return Trial(moment, how, delay, status, seconds, changed, err.read_text())
+    return Trial(command, moment, how, delay, status, seconds, changed, err.read_text())

@@ -26,8 +26,15 @@ from harfusion import layout
 from harfusion.errors import HarfusionError
 from harfusion.experiments import interrupts, workspace
 from harfusion.experiments.workspace import Snapshot, check_no_leftovers, held_by_dvc, what_differs
-from tests.clones import HARFUSION, end_processes_in, env, tiny_clone
-from tests.interrupting import HOWS, KILL_ALL, MOMENTS, interrupt_once, workspace_state
+from tests.clones import end_processes_in, harfusion, tiny_clone
+from tests.interrupting import (
+    COMMANDS,
+    HOWS,
+    KILL_ALL,
+    MOMENTS,
+    interrupt_once,
+    workspace_state,
+)
 
 # --- deferring signals over a DVC call -------------------------------------------------------
 
@@ -238,21 +245,27 @@ def base_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # The case (SIGTERM to the group while DVC holds the stash), Ctrl-C there, and one drawn
-# at random from every moment and way; the 20-trial run is scripts/stress_signals.py.
+# at random from every command, moment and way; the 20-trial run is scripts/stress_signals.py.
 _rng = random.Random(SEED)
 TRIALS = [
-    ("mid-stash", "SIGTERM to the group"),
-    ("mid-stash", "SIGINT to the group"),
-    (_rng.choice([m for m in MOMENTS if m != "mid-stash"]), _rng.choice(list(HOWS))),
+    ("sweep", "mid-stash", "SIGTERM to the group"),
+    ("sweep", "mid-stash", "SIGINT to the group"),
+    (
+        _rng.choice(list(COMMANDS)),
+        _rng.choice([m for m in MOMENTS if m != "mid-stash"]),
+        _rng.choice(list(HOWS)),
+    ),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("moment", "how"), TRIALS)
+@pytest.mark.parametrize(("command", "moment", "how"), TRIALS)
 def test_a_signal_leaves_the_workspace_as_it_was(
-    base_clone: Path, tmp_path: Path, moment: str, how: str
+    base_clone: Path, tmp_path: Path, command: str, moment: str, how: str
 ) -> None:
-    trial = interrupt_once(base_clone, tmp_path / "trial", moment, how, random.Random(SEED))
+    trial = interrupt_once(
+        base_clone, tmp_path / "trial", moment, how, random.Random(SEED), command
+    )
     assert not trial.problems, f"{trial} (HARFUSION_SIGNAL_SEED={SEED})\n{trial.stderr}"
 
 
@@ -266,13 +279,7 @@ def test_after_a_sigkill_mid_queueing_the_next_sweep_says_how_to_restore(
     trial = interrupt_once(base_clone, clone, "mid-stash", KILL_ALL, random.Random(SEED))
     assert trial.changed, f"the kill came too late to leave anything: {trial}"
     before = {key: was for key, (was, _) in trial.changed.items()}
-    refused = subprocess.run(
-        [*HARFUSION, "sweep", "--only", "fusion", "--dry-run"],
-        cwd=clone,
-        env=env(clone),
-        capture_output=True,
-        text=True,
-    )
+    refused = harfusion(clone, "sweep", "--only", "fusion", "--dry-run")
     assert refused.returncode == 1 and refused.stdout == "", refused.stderr
     (line,) = refused.stderr.splitlines()
     assert line.startswith("error: an earlier `harfusion sweep` was killed while"), line
@@ -281,12 +288,6 @@ def test_after_a_sigkill_mid_queueing_the_next_sweep_says_how_to_restore(
     subprocess.run(command[1], shell=True, cwd=clone, check=True, capture_output=True)
     after = workspace_state(clone)
     assert {key: after[key] for key in before} == before
-    again = subprocess.run(
-        [*HARFUSION, "sweep", "--only", "fusion", "--dry-run"],
-        cwd=clone,
-        env=env(clone),
-        capture_output=True,
-        text=True,
-    )
+    again = harfusion(clone, "sweep", "--only", "fusion", "--dry-run")
     assert again.returncode == 0, again.stderr
     end_processes_in(clone)

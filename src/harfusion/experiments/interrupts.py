@@ -11,6 +11,7 @@ Anywhere else a signal raises `Interrupted` at once.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from collections.abc import Generator
@@ -48,16 +49,18 @@ class _Handler:
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.deferring is None:
             raise Interrupted(signum)
-        if not self.pending:
-            # The main thread is waiting for the DVC call (the only code a deferred block
-            # holds), so printing here cannot interleave with its own output.
+        self.pending.append(signum)
+        if len(self.pending) > 1:
+            return
+        # Nothing raised here may reach the DVC call under way (subprocess would kill it): not
+        # a closed terminal's EIO after SIGHUP, not a reentrant write.
+        with contextlib.suppress(OSError, RuntimeError, ValueError):
             print(
                 f"{self.who}: {signal.Signals(signum).name}: stopping once {self.deferring} "
                 "has finished (a few seconds), so that it leaves your workspace as it was",
                 file=sys.stderr,
                 flush=True,
             )
-        self.pending.append(signum)
 
 
 _handler: _Handler | None = None

@@ -72,6 +72,7 @@ class Runner:
     started: bool = False
     states: dict[str, str] = field(default_factory=dict)  # as the last poll saw them
     queued_from: workspace.Snapshot | None = None  # the workspace as the runs were queued
+    blind: bool = False  # `dvc exp show` fails; `dvc queue status` stands in
 
     def say(self, text: str, err: bool = False) -> None:
         print(f"{self.who}: {text}", file=sys.stderr if err else sys.stdout, flush=True)
@@ -139,11 +140,14 @@ class Runner:
             status = queue_status()
             if not status.tasks:
                 raise
-            reason = str(exc).splitlines()[-1]
-            self.say(f"`dvc exp show` fails ({reason}); following `dvc queue status`", err=True)
+            if not self.blind:
+                reason = str(exc).splitlines()[-1]
+                self.say(f"`dvc exp show` fails ({reason}); following `dvc queue status`", err=True)
+            self.blind = True
             known = {name: status.tasks[name] for name in names if name in status.tasks}
             states = {n: known[n][1] if n in known else self.states.get(n, "queued") for n in names}
             return states, {name: task for name, (task, _) in known.items()}, None
+        self.blind = False
         # An experiment that vanished (removed by hand) will never finish: count it as failed.
         states = {name: current[name].state if name in current else "failed" for name in names}
         return states, {name: exp.rev for name, exp in current.items()}, current
