@@ -147,7 +147,7 @@ def test_a_run_whose_worker_died_is_queued_again_once_then_counted_failed(
     dog.check(running, {"a": "abc1234"}, 31.0)
     assert killed == [("queue", "kill", "a")] and requeued == ["a"]
     assert said == [
-        "a: its queue worker died while it ran (no process for 31 s); queued again (once)"
+        "a: its queue worker died while it ran (no process for 31 s); queueing it again (once)"
     ]
     dog.check({"a": "queued", "b": "success"}, {}, 40.0)
     dog.check(running, {"a": "fedcba9"}, 50.0)
@@ -183,6 +183,7 @@ def test_an_orphan_that_cannot_be_queued_again_fails_with_the_reason(
     dog, _ = _orphan_dog(monkeypatch, said, [0], lambda name: "the workspace changed")
     dog.check({"a": "running"}, {}, 0.0)
     dog.check({"a": "running"}, {}, 30.0)
+    assert said[-1] == "a: not queued again: the workspace changed; counted as failed"
     assert dog.lost == {
         "a": "its queue worker died while it ran; not queued again: the workspace changed"
     }
@@ -312,7 +313,7 @@ def test_a_training_whose_worker_is_killed_is_queued_again_and_the_sweep_ends(
     assert sweep_run.returncode == 0, output
     assert re.search(
         r"sweep: fusion-early: its queue worker died while it ran \(no process for \d+ s\); "
-        r"queued again \(once\)",
+        r"queueing it again \(once\)",
         output,
     ), output
     assert "sweep: all 1 experiments succeeded" in output

@@ -100,13 +100,13 @@ class Watchdog:
             )
             self.say(f"{lost}; counted as failed")
             return
+        self.say(f"{lost}; queueing it again (once)")
         why_not = self.requeue(name)
         if why_not is not None:
             self.lost[name] = f"its queue worker died while it ran; not queued again: {why_not}"
-            self.say(f"{lost}; counted as failed: {why_not}")
+            self.say(f"{name}: not queued again: {why_not}; counted as failed")
             return
         self.requeued.add(name)
-        self.say(f"{lost}; queued again (once)")
 
     def check_workers(self, waiting: list[str]) -> None:
         # a worker takes a moment to register after `dvc queue start`: two polls in a row
