@@ -3,13 +3,16 @@ experiment queue for real; and the one swept clone the sweep and scale-out tests
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -87,6 +90,31 @@ def env(clone: Path) -> dict[str, str]:
         "PYTHONPATH": str(clone / "src"),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
     }
+
+
+def kill_queue_workers(clone: Path) -> int:
+    """SIGKILL every DVC queue worker of `clone` and its process group (the trainings it runs),
+    as a crash would."""
+    killed = 0
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        command, cwd = " ".join(process.info["cmdline"] or []), process.info["cwd"]
+        if "queue-worker" in command and cwd == str(clone):
+            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
+                os.killpg(os.getpgid(process.pid), signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+def end_processes_in(folder: Path) -> None:
+    """SIGKILL the process groups of every process working in `folder` or below (queue workers,
+    the trainings they run), so a test leaves nothing running behind it."""
+    for process in psutil.process_iter(["cwd"]):
+        cwd = process.info["cwd"]
+        if cwd and (cwd == str(folder) or cwd.startswith(f"{folder}/")):
+            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess, PermissionError):
+                group = os.getpgid(process.pid)
+                if group != os.getpgrp():  # never this test's own group
+                    os.killpg(group, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,12 @@ and the whole machinery end to end through the real DVC queue on a fresh clone."
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import signal
 import subprocess
 from pathlib import Path
 
 import matplotlib.image
-import psutil
 import pytest
 import yaml
 
@@ -34,7 +30,7 @@ from harfusion.experiments.dvc_client import (
 )
 from harfusion.experiments.report import render
 from harfusion.models.masking import nonempty_subsets
-from tests.clones import E2E, HARFUSION, env, tiny_clone
+from tests.clones import E2E
 
 ROOT = Path(__file__).resolve().parents[1]
 THIRTEEN = [
@@ -379,53 +375,6 @@ def test_report_has_protocol_tables_and_working_image_links(swept) -> None:
     assert f"`dvc metrics diff fusion-hybrid {best} --md`" in report
 
 
-def test_watchdog_restarts_dead_workers_a_bounded_number_of_times(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    workers = iter([1, 0, 0, 0, 0, 0, 0])
-    started: list[int] = []
-    monkeypatch.setattr(runner, "live_workers", lambda: next(workers))
-    monkeypatch.setattr(runner, "start", started.append)
-    dog = runner.Watchdog(jobs=2, restarts=1)
-    states = {"a": "success", "b": "queued", "c": "running"}
-    dog.check(states, 1.0)  # a live worker
-    dog.check(states, 2.0)  # none, once: it may still be registering
-    assert started == []
-    dog.check(states, 3.0)  # none twice in a row: restart
-    assert started == [2]
-    assert "restarting 2 worker(s) (1/1)" in capsys.readouterr().out
-    dog.check(states, 4.0)
-    with pytest.raises(HarfusionError, match="died 2 times; still queued: b"):
-        dog.check(states, 5.0)
-
-
-def test_watchdog_leaves_a_queue_without_waiting_tasks_alone(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(runner, "live_workers", lambda: 0)
-    monkeypatch.setattr(runner, "start", lambda jobs: pytest.fail("restarted"))
-    dog = runner.Watchdog()
-    for second in range(5):  # the last experiment runs in a worker that just exited
-        dog.check({"a": "success", "b": "running"}, float(second))
-
-
-def test_watchdog_timeout_names_what_did_not_finish(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "live_workers", lambda: 1)
-    dog = runner.Watchdog(timeout=60)
-    states = {"a": "success", "b": "running", "c": "queued"}
-    dog.check(states, 59.0)
-    with pytest.raises(HarfusionError, match="--timeout 60 s passed; not finished: b, c"):
-        dog.check(states, 61.0)
-
-
-def test_wait_gives_up_after_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    stuck = Baseline("c" * 40, None, {}, [Experiment("a", "a" * 40, "queued")])
-    monkeypatch.setattr(runner, "show", lambda: stuck)
-    monkeypatch.setattr(runner, "live_workers", lambda: 1)
-    with pytest.raises(HarfusionError, match="not finished: a"):
-        runner.wait(["a"], poll=0.01, watchdog=runner.Watchdog(timeout=0.05))
-
-
 def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(runner, "usable_cores", lambda: 4)
@@ -434,53 +383,3 @@ def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "OMP_NUM_THREADS" not in runner.worker_env(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert runner.worker_env(4)["OMP_NUM_THREADS"] == "3"
-
-
-def _kill_queue_workers(clone: Path) -> int:
-    """SIGKILL every DVC queue worker of `clone` (and its process group), as a crash would."""
-    killed = 0
-    for process in psutil.process_iter(["cmdline", "cwd"]):
-        command, cwd = " ".join(process.info["cmdline"] or []), process.info["cwd"]
-        if "queue-worker" in command and cwd == str(clone):
-            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
-                os.killpg(os.getpgid(process.pid), signal.SIGKILL)
-                killed += 1
-    return killed
-
-
-@pytest.mark.slow
-def test_sweep_restarts_queue_workers_that_died(tmp_path: Path) -> None:
-    """Workers killed right after `dvc queue start`: the tasks stay queued with no live worker,
-    and the sweep's watchdog restarts them instead of polling for ever."""
-    clone = tiny_clone(tmp_path / "harfusion")
-    sweep_run = subprocess.Popen(
-        [
-            *HARFUSION,
-            "sweep",
-            "--only",
-            "fusion-early",
-            "-j",
-            "1",
-            "--poll",
-            "2",
-            "--timeout",
-            "600",
-        ],
-        cwd=clone,
-        env=env(clone),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert sweep_run.stdout is not None
-    lines = []
-    for line in sweep_run.stdout:
-        lines.append(line)
-        if "new experiments task queue worker" in line:
-            break
-    assert _kill_queue_workers(clone) >= 1, "".join(lines)
-    lines += sweep_run.stdout.readlines()
-    output = "".join(lines)
-    assert sweep_run.wait(timeout=900) == 0, output
-    assert "no live queue worker while 1 experiment(s) wait; restarting 1 worker(s) (1/3)" in output
-    assert "sweep: all 1 experiments succeeded" in output

@@ -59,3 +59,10 @@ LOSO = Path("reports/loso")
 LOSO_MARKDOWN = "loso.md"  # the ablation report includes it
 LOSO_JSON = "loso.json"
 REPORT = Path("reports/report.md")
+
+# DVC's experiment queue, as the runner watches it: DVC's layout, not ours (git-ignored with
+# .dvc/tmp). Per queued experiment, <stash commit>/<stash commit>.json records the process that
+# runs it (its pid; its exit status once its worker saw it end).
+DVC_QUEUE_RUNS = Path(".dvc/tmp/exps/run")
+# Where a sweep notes the workspace while DVC queues from it (`experiments.workspace`).
+QUEUEING_NOTE = Path(".dvc/tmp/harfusion/queueing.json")

@@ -342,7 +342,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except FileNotFoundError as exc:
         raise HarfusionError(f"{path}: params file not found") from exc
     except yaml.YAMLError as exc:
-        raise HarfusionError(f"{path}: not valid YAML: {exc}") from exc
+        raise HarfusionError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(raw, dict):
         raise HarfusionError(f"{path}: expected a mapping of params at the top level")
     try:

@@ -16,11 +16,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harfusion.errors import HarfusionError
-from harfusion.params import Params, describe
+from harfusion.params import Params, describe, load_params
 
 # Experiment names become git refs; keep them to characters no shell or ref syntax cares about.
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 SEED_SUFFIX = re.compile(r"^(?P<config>.+)-s(?P<seed>\d+)$")
+KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")  # a dotted params name
 
 
 class Group(BaseModel):
@@ -124,14 +125,23 @@ def yaml_value(value: Any) -> str:
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
-    """`key=value` strings (as for `dvc exp run -S`) into a dict with YAML-typed values."""
+    """`key=value` strings (as for `dvc exp run -S`) into a dict with YAML-typed values. Plain
+    YAML only: a tag such as `!!python/object` is refused, as DVC's own loader refuses it."""
     overrides = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise HarfusionError(f"-S {item!r}: expected key=value")
-        overrides[key] = yaml.safe_load(value)
+        if not sep or not KEY.fullmatch(key):
+            raise HarfusionError(f"-S {item!r}: expected key=value, the key a dotted params name")
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise HarfusionError(f"-S {item!r}: not a YAML value ({one_line(exc)})") from None
     return overrides
+
+
+def one_line(exc: yaml.YAMLError) -> str:
+    """A YAML error's several lines as one, e.g. `expected ',' or ']' … line 1, column 7`."""
+    return " ".join(str(exc).split())
 
 
 def expand(configs: list[Config], seeds: int, extra: dict[str, Any] | None = None) -> list[Run]:
@@ -169,7 +179,7 @@ def run_tree(run: Run, base: dict[str, Any]) -> dict[str, Any]:
 
 def check_runs(runs: list[Run], params_path: Path) -> list[Params]:
     """Validate every run's params before anything is queued, so a bad override fails at once."""
-    base = yaml.safe_load(params_path.read_text()) or {}
+    base = load_params(params_path).model_dump()
     checked = []
     for run in runs:
         try:
@@ -186,8 +196,8 @@ def load_ablations(path: str | Path = "ablations.yaml") -> Ablations:
     except FileNotFoundError:
         raise HarfusionError(f"{path}: not found") from None
     except yaml.YAMLError as exc:
-        raise HarfusionError(f"{path}: not valid YAML: {exc}") from None
+        raise HarfusionError(f"{path}: not valid YAML: {one_line(exc)}") from None
     try:
         return Ablations.model_validate(raw)
     except ValidationError as exc:
-        raise HarfusionError(f"{path}: {exc}") from None
+        raise HarfusionError(describe(exc, path)) from None

@@ -4,6 +4,7 @@ and the report make, and the records `dvc exp show --json` holds about each expe
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -121,6 +122,33 @@ def show(attempts: int = 5, pause: float = 3.0, timeout: float = SHOW_TIMEOUT) -
             print(f"retrying `dvc exp show` after: {exc}", file=sys.stderr, flush=True)
             time.sleep(pause)
     return _show_once(timeout)
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """`dvc queue status`: each task's state, and the live workers. Unlike `exp show`, it answers
+    even while a dead worker's half-made temporary workspace makes `exp show` fail."""
+
+    tasks: dict[str, tuple[str, str]]  # name → (task id: its stash commit's prefix, state)
+    workers: tuple[int, int] | None  # (active, idle); None when DVC did not say
+
+    @property
+    def live_workers(self) -> int | None:
+        return sum(self.workers) if self.workers else None
+
+
+def parse_queue_status(text: str) -> QueueStatus:
+    tasks = {}
+    for line in text.splitlines()[1:]:  # after the header: task, name, created…, status
+        fields = line.split()
+        if len(fields) >= 4 and re.fullmatch(r"[0-9a-f]{7,40}", fields[0]):
+            tasks[fields[1]] = (fields[0], fields[-1].lower())
+    match = re.search(r"Worker status: (\d+) active, (\d+) idle", text)
+    return QueueStatus(tasks, (int(match[1]), int(match[2])) if match else None)
+
+
+def queue_status() -> QueueStatus:
+    return parse_queue_status(dvc("queue", "status", check=False).stdout)
 
 
 def read_output(path: str, rev: str) -> str | None:

@@ -29,7 +29,7 @@ from harfusion.data.dat_reader import read_dat
 from harfusion.data.pamap2 import RAW_COLUMNS, TRANSIENT_ACTIVITY, activity_name
 from harfusion.data.preprocess import find_recordings
 from harfusion.errors import HarfusionError
-from harfusion.experiments import runner
+from harfusion.experiments import interrupts, options, runner
 from harfusion.experiments.ablations import (
     Config,
     Run,
@@ -48,7 +48,6 @@ from harfusion.experiments.dvc_client import (
     Experiment,
     read_output,
 )
-from harfusion.experiments.shards import Shard
 from harfusion.params import Params, load_params
 
 
@@ -395,10 +394,21 @@ def add_plan_arguments(parse: argparse.ArgumentParser) -> None:
     parse.add_argument(
         "--config", help="an ablations.yaml configuration (default: params.yaml as it is)"
     )
-    parse.add_argument("--subjects", help="comma-separated subject ids (default: synthetic set's)")
-    parse.add_argument("--seeds", type=int, default=1, help="seeds 1..K per fold")
     parse.add_argument(
-        "--folds", type=int, help="run only the first K folds (a quick check); default: all"
+        "--subjects",
+        type=options.subject_ids,
+        help="comma-separated subject ids (default: synthetic set's)",
+    )
+    parse.add_argument(
+        "--seeds",
+        type=options.count(1, options.MAX_SEEDS, "--seeds"),
+        default=1,
+        help="seeds 1..K per fold",
+    )
+    parse.add_argument(
+        "--folds",
+        type=options.count(1, options.MAX_SUBJECT, "--folds"),
+        help="run only the first K folds (a quick check); default: all",
     )
     parse.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
     parse.add_argument("--ablations", type=Path, default=layout.ABLATIONS)
@@ -424,8 +434,8 @@ def plan(args: argparse.Namespace) -> Plan:
         config = load_ablations(args.ablations).config(args.config) or config
         if config.name != args.config:
             raise HarfusionError(f"--config: no configuration {args.config!r} in ablations")
-    chosen = [int(s) for s in args.subjects.split(",")] if args.subjects else None
-    subjects = subjects_of(params, chosen)
+    subjects = subjects_of(params, args.subjects)
+    runner.check_folder(args.out, "--out")
     runs = folds(config, subjects, args.seeds, parse_set(args.set))
     if args.folds is not None:
         if not 1 <= args.folds <= len(subjects):
@@ -464,16 +474,17 @@ def add_arguments(parse: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    planned = plan(args)
-    warn_untrainable(planned.params, planned.subjects)
-    outcome = runner.execute(planned.runs, args)
-    if outcome is None:
-        return 0
-    if args.shard and Shard.parse(args.shard).count > 1:
-        print(
-            f"loso: shard {args.shard} done; once every shard has pushed, `harfusion gather loso` "
-            "with this command's other options summarizes all folds"
-        )
-    else:
-        write_summary(args, planned, outcome.finished)
-    return 1 if outcome.failed else 0
+    with interrupts.handled("loso"):
+        planned = plan(args)
+        warn_untrainable(planned.params, planned.subjects)
+        outcome = runner.execute(planned.runs, args, who="loso")
+        if outcome is None:
+            return 0
+        if args.shard is not None and args.shard.count > 1:
+            print(
+                f"loso: shard {args.shard} done; once every shard has pushed, `harfusion gather "
+                "loso` with this command's other options summarizes all folds"
+            )
+        else:
+            write_summary(args, planned, outcome.finished)
+        return 1 if outcome.failed else 0

@@ -28,17 +28,16 @@ def default_dvc_remote() -> str | None:
     return name if result.returncode == 0 and name else None
 
 
-def push(names: list[str], git_remote: str, storage: str | None) -> None:
+def push(names: list[str], git_remote: str, storage: str | None) -> str | None:
     """`dvc exp push --run-cache`: the experiments' refs to the git remote, their outputs and the
     whole run-cache (every stage this machine ran) to the DVC remote. (`dvc push --run-cache`
-    alone would send the workspace's outputs, not the experiments'.)"""
+    alone would send the workspace's outputs, not the experiments'.) Returns what it did."""
     if not names:
-        return
+        return None
     dvc("exp", "push", "--run-cache", git_remote, *names)
-    print(
-        f"sweep: pushed {len(names)} experiment(s) to git remote {git_remote!r}, their outputs "
-        f"and the run-cache to DVC remote {storage!r}: {', '.join(names)}",
-        flush=True,
+    return (
+        f"pushed {len(names)} experiment(s) to git remote {git_remote!r}, their outputs "
+        f"and the run-cache to DVC remote {storage!r}: {', '.join(names)}"
     )
 
 

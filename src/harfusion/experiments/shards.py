@@ -8,6 +8,7 @@ then seeds), so N machines running the same command on the same commit split it 
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass
 from typing import TypeVar
@@ -29,6 +30,14 @@ class Shard:
         if not match or not 1 <= int(match[1]) <= int(match[2]):
             raise HarfusionError(f"--shard: expected I/N with 1 <= I <= N (e.g. 2/4), got {text!r}")
         return cls(int(match[1]), int(match[2]))
+
+    @classmethod
+    def argument(cls, text: str) -> Shard:
+        """`parse` as an argparse type: a bad value is a usage error before anything runs."""
+        try:
+            return cls.parse(text)
+        except HarfusionError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard: ")) from None
 
     def take(self, runs: list[T]) -> list[T]:
         return runs[self.index - 1 :: self.count]

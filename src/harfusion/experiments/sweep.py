@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from harfusion import layout
-from harfusion.experiments import runner
+from harfusion.experiments import interrupts, options, runner
 from harfusion.experiments.ablations import Run, check_runs, expand, load_ablations, parse_set
 
 
@@ -26,7 +26,10 @@ def add_plan_arguments(parse: argparse.ArgumentParser) -> None:
         help="comma-separated groups or configuration names (default: all), e.g. fusion,heads-8",
     )
     parse.add_argument(
-        "--seeds", type=int, default=1, help="run each configuration with seeds 1..K (names *-sK)"
+        "--seeds",
+        type=options.count(1, options.MAX_SEEDS, "--seeds"),
+        default=1,
+        help="run each configuration with seeds 1..K (names *-sK)",
     )
     parse.add_argument(
         "-S",
@@ -54,5 +57,6 @@ def add_arguments(parse: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    outcome = runner.execute(plan(args), args)
+    with interrupts.handled("sweep"):
+        outcome = runner.execute(plan(args), args, who="sweep")
     return 1 if outcome and outcome.failed else 0

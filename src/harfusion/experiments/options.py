@@ -1,0 +1,63 @@
+"""Command-line values checked as argparse reads them, before anything is planned or queued: a
+value that can only be a mistake (a negative count, `nan` seconds, a subject id that is not a
+number) is one usage line and exit status 2, never a traceback and never after queueing."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+MAX_JOBS = 64  # queue workers; each runs a whole training
+MAX_SEEDS = 100  # seeds per configuration or fold
+MAX_RESTARTS = 100
+MAX_POLL = 3600.0  # seconds between status checks
+MAX_SUBJECT = 2**31 - 1  # PAMAP2 numbers them 101-109; past int32 an id is a typo
+
+
+def count(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what}: from {low} to {high}, got {value}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+def seconds(high: float, what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds above 0, at most `high`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+        if not (math.isfinite(value) and 0 < value <= high):
+            raise argparse.ArgumentTypeError(f"{what}: above 0 and at most {high:g}, got {text}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+def subject_ids(text: str) -> list[int]:
+    """`101,102,103`: PAMAP2-style subject ids (the number in `subject<id>.dat`)."""
+    items = [item.strip() for item in text.split(",")]
+    bad = [item for item in items if not (item.isascii() and item.isdigit())]
+    bad += [item for item in items if item not in bad and int(item) > MAX_SUBJECT]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated subject ids such as 101,102,103 (at most {MAX_SUBJECT}); "
+            f"{bad[0]!r} is not one"
+        )
+    ids = [int(item) for item in items]
+    if len(set(ids)) != len(ids):
+        raise argparse.ArgumentTypeError(f"a subject is named twice in {text!r}")
+    return ids
