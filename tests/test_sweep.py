@@ -28,6 +28,7 @@ from harfusion.experiments.dvc_client import (
     LATENCY,
     METRICS,
     MISSING_MODALITY,
+    SCORES,
     Baseline,
     Experiment,
     parse_show,
@@ -163,6 +164,10 @@ def test_a_failed_experiment_is_reported_with_its_log(
     assert (tmp_path / "chunk-huge.log").read_text() == log
 
 
+# Each fabricated experiment's detail outputs, as DVC would read them: (path, rev) → JSON.
+DETAIL: dict[tuple[str, str], dict] = {}
+
+
 def _fake_run(
     name: str, seed: int, f1: float, modalities: tuple[str, ...] = MODALITIES
 ) -> Experiment:
@@ -171,29 +176,26 @@ def _fake_run(
     metrics = {
         "accuracy": f1 + 0.05,
         "f1_macro": f1,
-        "f1_weighted": f1,
         "ece_before": 0.1,
         "ece_after": 0.05,
         "nll_after": 0.5,
         "brier_after": 0.2,
-        "parameters": 1000,
-        "per_class_f1": {"lying": f1},
     }
-    # As `dvc exp show` has it: DVC keeps numbers only, so no "modalities" lists.
-    missing = {
-        "+".join(s): {"accuracy": f1, "f1_macro": f1 / len(s), "ece": 0.1}
+    rev = f"{seed:040d}{name}"
+    DETAIL[(SCORES, rev)] = metrics | {"f1_weighted": f1, "parameters": 1000}
+    DETAIL[(MISSING_MODALITY, rev)] = {
+        "+".join(s): {"modalities": list(s), "accuracy": f1, "f1_macro": f1 / len(s), "ece": 0.1}
         for s in nonempty_subsets(modalities)
     }
     return Experiment(
         name,
-        f"{seed:040d}",
+        rev,
         "success",
         params,
         {
             METRICS: metrics,
-            LATENCY: {"latency_ms_mean": 2.0 + seed},
-            MISSING_MODALITY: missing,
-            BASELINE_METRICS: {"f1_macro": f1 - 0.1, "model": "random_forest"},
+            LATENCY: {"latency_ms": 2.0 + seed},
+            BASELINE_METRICS: {"baseline": {"f1_macro": f1 - 0.1, "accuracy": f1}},
         },
     )
 
@@ -213,7 +215,7 @@ def test_comparison_and_report_average_seeds_and_list_what_did_not_finish(tmp_pa
             _fake_run("someone-elses-experiment", 1, 0.99),
         ],
     )
-    comparison = build(ablations, baseline)
+    comparison = build(ablations, baseline, read=lambda path, rev: DETAIL.get((path, rev)))
     assert list(comparison["configs"]) == ["fusion-early", "single-heart_rate"]
     f1 = comparison["configs"]["fusion-early"]["metrics"]["f1_macro"]
     assert (
@@ -222,6 +224,15 @@ def test_comparison_and_report_average_seeds_and_list_what_did_not_finish(tmp_pa
         and f1["std"] == pytest.approx(0.0707, abs=1e-4)
     )
     assert comparison["configs"]["single-heart_rate"]["metrics"]["f1_macro"]["std"] is None
+    # from each experiment's scores.json and missing_modality.json, not from `exp show`
+    early = comparison["configs"]["fusion-early"]
+    assert early["metrics"]["parameters"]["mean"] == 1000
+    assert early["metrics"]["latency_ms"]["mean"] == pytest.approx(3.5)
+    assert len(early["missing_modality"]) == 15
+    assert early["missing_modality"]["imu_hand+heart_rate"]["modalities"] == [
+        "imu_hand",
+        "heart_rate",
+    ]
     forest = comparison["configs"]["fusion-early"]["baseline"]
     assert forest["f1_macro"]["mean"] == pytest.approx(0.75) and forest["model"] == "random_forest"
     assert forest["margin_f1_macro"]["mean"] == pytest.approx(0.1)
@@ -329,7 +340,7 @@ def test_comparison_holds_the_finished_configurations(swept) -> None:
         metrics = config["metrics"]
         for key in ("accuracy", "f1_macro", "ece_before", "ece_after"):
             assert 0.0 <= metrics[key]["mean"] <= 1.0 and metrics[key]["n"] == 1, (name, key)
-        assert metrics["latency_ms_mean"]["mean"] > 0 and metrics["parameters"]["mean"] > 0
+        assert metrics["latency_ms"]["mean"] > 0 and metrics["parameters"]["mean"] > 0
         assert config["seeds"] == [42]
         assert len(config["missing_modality"]) == (1 if name == "single-heart_rate" else 15)
     assert comparison["configs"]["single-heart_rate"]["params"]["modalities"] == ["heart_rate"]

@@ -240,7 +240,7 @@ def _attention_tables(
 
 
 def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) -> dict:
-    """Write every `reports/eval/` file at once (atomically); return the headline metrics."""
+    """Write every `reports/eval/` file at once (atomically); return every score."""
     configure_threads(params)
     model, saved = load_model(params, models_dir)
     class_names: list[str] = saved["class_names"]
@@ -293,7 +293,7 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
             params.fusion,
             tmp / layout.ATTENTION_PLOT,
         )
-    return metrics
+    return scores
 
 
 def _write_json(path: Path, payload: dict) -> None:

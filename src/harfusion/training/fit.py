@@ -154,8 +154,10 @@ def epoch_table(live: Path, kept_epoch: int) -> list[dict[str, Any]]:
 
 
 def _tsv(path: Path) -> list[tuple[int, str]]:
+    """(step, value) rows of a DVCLive table: step first, the value last (a timestamp may be
+    between)."""
     _, *rows = path.read_text().splitlines()
-    return [(int(step), value) for step, value in (row.split("\t") for row in rows)]
+    return [(int(fields[0]), fields[-1]) for fields in (row.split("\t") for row in rows)]
 
 
 def write_training_reports(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
