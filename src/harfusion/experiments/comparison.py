@@ -24,11 +24,6 @@ from harfusion import layout
 from harfusion.atomic import atomic_path
 from harfusion.data.pamap2 import MODALITY_LABELS
 from harfusion.experiments.ablations import Ablations, load_ablations, yaml_value
-from harfusion.experiments.comparison_plots import (
-    metric_panels,
-    missing_modality_comparison,
-    overview,
-)
 from harfusion.experiments.dvc_client import (
     BASELINE_METRICS,
     LATENCY,
@@ -256,6 +251,12 @@ def _baseline(config: dict[str, Any]) -> dict[str, Any] | None:
 
 def write(comparison: dict[str, Any], out_dir: Path) -> dict[str, str]:
     """Write the JSON and every figure there is data for; returns figure key → file name."""
+    from harfusion.experiments.comparison_plots import (  # matplotlib: not for `--help`
+        metric_panels,
+        missing_modality_comparison,
+        overview,
+    )
+
     configs = comparison["configs"]
     figures: dict[str, str] = {}
     with atomic_path(out_dir) as tmp:
@@ -321,8 +322,18 @@ def compare(ablations_path: Path, out: Path) -> None:
 
 
 def add_arguments(parse: argparse.ArgumentParser) -> None:
-    parse.add_argument("--ablations", type=Path, default=layout.ABLATIONS)
-    parse.add_argument("--out", type=Path, default=layout.COMPARISON)
+    parse.add_argument(
+        "--ablations",
+        type=Path,
+        default=layout.ABLATIONS,
+        help="the configurations experiments are matched to (default: %(default)s)",
+    )
+    parse.add_argument(
+        "--out",
+        type=Path,
+        default=layout.COMPARISON,
+        help="where the JSON and figures go (default: %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

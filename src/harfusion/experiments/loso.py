@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 from harfusion import layout
 from harfusion.atomic import atomic_path, write_text
@@ -39,7 +38,6 @@ from harfusion.experiments.ablations import (
     parse_set,
 )
 from harfusion.experiments.comparison import baseline_score, reads_synthetic, summarize
-from harfusion.experiments.comparison_plots import loso_folds
 from harfusion.experiments.dvc_client import (
     BASELINE_CONFUSION,
     BASELINE_WINDOWS,
@@ -151,6 +149,8 @@ def _scores(
 ) -> tuple[float, float | None, dict[str, float]]:
     """(macro F1 over the classes in `actual`, over the learnable ones among them, per class):
     every window counts; the learnable average takes only those classes' F1."""
+    from sklearn.metrics import f1_score  # 1.5 s to import: not for `--help`
+
     classes = sorted(set(actual) | set(predicted))
     scores = f1_score(actual, predicted, labels=classes, average=None, zero_division=0)
     f1 = {c: float(v) for c, v in zip(classes, scores, strict=True) if c in set(actual)}
@@ -416,9 +416,20 @@ def add_plan_arguments(parse: argparse.ArgumentParser) -> None:
     parse.add_argument(
         "--folds", type=int, help="run only the first K folds (a quick check); default: all"
     )
-    parse.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
-    parse.add_argument("--ablations", type=Path, default=layout.ABLATIONS)
-    parse.add_argument("--params", type=Path, default=layout.PARAMS)
+    parse.add_argument(
+        "-S",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra override for every fold, as `dvc exp run -S`",
+    )
+    parse.add_argument(
+        "--ablations", type=Path, default=layout.ABLATIONS, help="where --config is looked up"
+    )
+    parse.add_argument(
+        "--params", type=Path, default=layout.PARAMS, help="the params the overrides apply to"
+    )
     parse.add_argument(
         "--out", type=Path, default=layout.LOSO, help="where loso.json and loso.md go"
     )
@@ -471,6 +482,8 @@ def write_summary(args: argparse.Namespace, planned: Plan, finished: dict[str, E
     }
     text = markdown(summary, planned.config, ran_with, overrides)
     write_text(args.out / layout.LOSO_JSON, json.dumps(summary, indent=2) + "\n")
+    from harfusion.experiments.comparison_plots import loso_folds  # matplotlib
+
     with atomic_path(args.out / layout.LOSO_FOLDS_PLOT) as tmp:
         loso_folds(summary["folds"], f"Leave-one-subject-out: {planned.config.name}", tmp)
     write_text(args.out / layout.LOSO_MARKDOWN, text)

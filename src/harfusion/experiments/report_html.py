@@ -19,7 +19,6 @@ from typing import Any
 import yaml
 
 from harfusion import layout
-from harfusion.evaluation.metrics import macro_f1_over
 from harfusion.experiments.comparison import reads_synthetic
 
 Read = Callable[[str], bytes | None]  # an output's path from the project root → its bytes
@@ -153,6 +152,8 @@ def _number(value: Any, digits: int = 3) -> str:
 
 def headline_table(run: Run) -> list[str]:
     """The run's headline, the forest baseline beside the model wherever it has the number."""
+    from harfusion.evaluation.metrics import macro_f1_over  # torch: not for `--help`
+
     metrics = run.json(layout.EVAL / layout.METRICS) or {}
     latency = run.json(layout.EVAL / layout.LATENCY) or {}
     training = run.json(layout.TRAIN_REPORTS / layout.METRICS) or {}
