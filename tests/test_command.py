@@ -37,7 +37,7 @@ def test_every_option_says_what_it_does(command: str) -> None:
 def test_the_summary_is_the_modules_own(command: str) -> None:
     """The summaries `harfusion --help` shows without importing a module are its docstring's."""
     module, summary = COMMANDS[command]
-    first = " ".join(import_module(module).__doc__.strip().split("\n\n")[0].split())
+    first = " ".join((import_module(module).__doc__ or "").strip().split("\n\n")[0].split())
     assert summary == first
 
 
