@@ -3,12 +3,15 @@ and the whole machinery end to end through the real DVC queue on a fresh clone."
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import json
 import os
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -35,6 +38,7 @@ from harfusion.experiments.dvc_client import (
 )
 from harfusion.experiments.report import render
 from harfusion.models.masking import nonempty_subsets
+from tests.browser import drawn_vega_views, dump_dom, network_references, vega_plots
 from tests.clones import E2E, HARFUSION, env, tiny_clone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -381,13 +385,57 @@ def test_report_has_protocol_tables_and_working_image_links(swept) -> None:
     assert "comparison/fusion.png" in links and "comparison/fusion_missing_modality.png" in links
     assert all((clone / "reports" / link).is_file() for link in links)
     assert "- failed: **chunk-huge** ([log](sweep/logs/chunk-huge.log))" in report
-    assert "reports/eval/metrics.json:accuracy" in report  # DVC's own exp show table
+    assert "| accuracy " in report and "| baseline.f1_macro " in report  # DVC's exp show table
     # The reference (params.yaml's hybrid) against the best other by macro F1; at this size every
     # model is near chance, so which one is best is the comparison's to say, not this test's.
     comparison = json.loads((clone / "reports/comparison/fusion_comparison.json").read_text())
     f1 = {n: c["metrics"]["f1_macro"]["mean"] for n, c in comparison["configs"].items()}
     best = max((n for n in f1 if n != "fusion-hybrid"), key=f1.__getitem__)
     assert f"`dvc metrics diff fusion-hybrid {best} --md`" in report
+
+
+@pytest.mark.slow
+def test_report_html_embeds_every_figure_and_names_the_data(swept) -> None:
+    """No workspace run here (only queued experiments): the page shows the reference one."""
+    clone, _ = swept
+    page = clone / "reports" / "report.html"
+    html = page.read_text()
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) >= 8  # the run's 7 and the comparison's
+    for data in images:
+        height, width = matplotlib.image.imread(io.BytesIO(base64.b64decode(data))).shape[:2]
+        assert height > 250 and width > 400
+    assert network_references(html) == []
+    text = re.sub(r"<[^>]+>", "", html)
+    assert "The run: experiment fusion-hybrid" in text
+    assert "synthetic PAMAP2 that the synthesize stage generated into data/raw/synthetic" in text
+    comparison = json.loads((clone / "reports/comparison/fusion_comparison.json").read_text())
+    for part, subjects in comparison["protocol"]["subjects"].items():
+        assert f"{part} subjects: {', '.join(map(str, subjects))} (" in text
+    assert "Ablation report" in text and "Training curves" in text
+    assert len(re.findall(r"<img\b", dump_dom(page))) == len(images)
+
+
+@pytest.mark.slow
+def test_dvc_plots_diff_of_two_experiments_draws_offline(swept) -> None:
+    clone, _ = swept
+    for command in (
+        ["repro", "plots_template"],  # only experiments ran here, not the workspace's pipeline
+        ["plots", "diff", "fusion-early", "fusion-hybrid", "-o", "plots-diff"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "dvc", *command],
+            cwd=clone,
+            env=env(clone),
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    page = clone / "plots-diff" / "index.html"
+    html = page.read_text()
+    assert network_references(html) == [] and vega_plots(html) == 4
+    assert "fusion-early" in html and "fusion-hybrid" in html
+    assert drawn_vega_views(dump_dom(page)) == 4
 
 
 def test_watchdog_restarts_dead_workers_a_bounded_number_of_times(

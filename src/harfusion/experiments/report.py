@@ -342,6 +342,7 @@ def add_arguments(parse: argparse.ArgumentParser) -> None:
     )
     parse.add_argument(
         "--run",
+        dest="run_name",  # `run` is the command's function
         metavar="NAME",
         help="the run the HTML report shows: `workspace` or an experiment's name (default: the "
         "workspace after `dvc repro`, else the comparison's reference experiment)",
@@ -349,5 +350,5 @@ def add_arguments(parse: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    write_report(args.comparison, args.out, args.loso, args.html, args.run)
+    write_report(args.comparison, args.out, args.loso, args.html, args.run_name)
     return 0
