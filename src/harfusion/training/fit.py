@@ -336,7 +336,10 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
         params, callbacks=[stopping, checkpoint, RandomState(data)], logger=logger
     )
     started = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+    with warnings.catch_warnings():
+        if resume is not None:  # the folder holds the run's own checkpoints, as it should
+            warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
+        trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     seconds = time.perf_counter() - started
     if not trainer.is_global_zero:
         return {}
