@@ -110,7 +110,7 @@ def test_pooled_f1_pools_predictions_not_fold_scores() -> None:
     assert "-0.200" in text and "synthetic PAMAP2" in text
     assert "Not finished: loso-fusion-hybrid-t103" in text
     # the seed that ran (not the number of seeds), and no empty mapping for "no overrides"
-    assert "- **Seeds:** 42 (1 run(s) per fold); **overrides:** none" in text
+    assert "- **Seeds:** 42 (each fold once per seed); **overrides:** none" in text
     assert "![Macro F1 per fold, both models](folds.png)" in text
 
 

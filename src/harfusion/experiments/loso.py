@@ -318,7 +318,6 @@ def markdown(
     (the fold's split aside)."""
     subjects = sorted({row["test_subject"] for row in summary["folds"]})
     seeds = sorted({row["seed"] for row in summary["folds"]})
-    runs = len(summary["folds"]) // max(len(subjects), 1)
     pooled = summary["pooled"]
     deep, baseline = pooled.get("deep"), pooled.get("baseline")
     learnable = summary["learnable_classes"]
@@ -329,7 +328,7 @@ def markdown(
         "- **Split:** `subject`: each fold tests one subject and validates on the next in the "
         "list; all other subjects train",
         f"- **Test subjects:** {_join(subjects)}",
-        f"- **Seeds:** {_join(seeds)} ({runs} run(s) per fold); **overrides:** "
+        f"- **Seeds:** {_join(seeds)} (each fold once per seed); **overrides:** "
         f"{_overrides(overrides)}",
         f"- **Window:** {params.chunk_size} steps; fusion {params.fusion}; modalities "
         f"{_join(params.modalities)}",

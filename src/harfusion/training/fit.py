@@ -33,12 +33,6 @@ from harfusion.threads import configure_threads
 from harfusion.training.classifier import FusionClassifier
 from harfusion.training.datamodule import WindowDataModule
 
-# Lightning 2.6 builds torch's deprecated LeafSpec for every dataloader it combines: one
-# FutureWarning per fit that says nothing about this project. Only that warning is dropped.
-warnings.filterwarnings(
-    "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
-)
-
 
 class _NoAdvert(logging.Filter):
     """Drops Lightning's tip to install its cloud logger, printed at every fit."""
@@ -337,6 +331,9 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
     )
     started = time.perf_counter()
     with warnings.catch_warnings():
+        # Lightning 2.6 builds torch's deprecated LeafSpec for every loader it combines: a
+        # FutureWarning per fit that says nothing about this project. Only it is dropped.
+        warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)`", FutureWarning)
         if resume is not None:  # the folder holds the run's own checkpoints, as it should
             warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
         trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
