@@ -95,7 +95,7 @@ def workspace_run() -> Run | None:
     def read(path: str) -> bytes | None:
         return Path(path).read_bytes() if Path(path).is_file() else None
 
-    return Run("the workspace (`dvc repro`)", read)
+    return Run("the workspace (its last `dvc repro` or applied experiment)", read)
 
 
 def experiment_run(name: str, rev: str) -> Run:
