@@ -1,4 +1,4 @@
-"""Stage analyze: per-run figures from `reports/eval/` → `reports/analysis/`."""
+"""Stage analyze: per-run figures from `reports/{train,eval,baseline}/` → `reports/analysis/`."""
 
 from harfusion import layout
 from harfusion.cli import run_stage
@@ -7,7 +7,7 @@ from harfusion.params import Params
 
 
 def main(params: Params) -> None:
-    for path in analyze(layout.EVAL, layout.ANALYSIS):
+    for path in analyze(layout.EVAL, layout.TRAIN_REPORTS, layout.BASELINE, layout.ANALYSIS):
         print(f"analyze: wrote {path}")
 
 

@@ -1,4 +1,5 @@
-"""Stage train: fit the fusion model; weights to `models/`, DVCLive logs to `reports/train/`."""
+"""Stage train: fit the fusion model; weights to `models/`, epochs and the kept one to
+`reports/train/`."""
 
 from harfusion import layout
 from harfusion.cli import run_stage
@@ -14,7 +15,11 @@ def main(params: Params) -> None:
         reports_dir=layout.TRAIN_REPORTS,
     )
     if summary:
-        print(f"train: {summary}")
+        print(
+            f"train: kept epoch {summary['kept_epoch']} of {summary['epochs']} "
+            f"({summary['monitor']} {summary['best_' + summary['monitor']]:.4f}), "
+            f"{summary['fit_seconds']:.1f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,11 @@ from torch.utils.data import DataLoader
 
 from harfusion.data.pamap2 import MODALITIES
 from harfusion.evaluation.evaluate import (
+    HEADLINE,
+    headline,
     mc_dropout_probs,
     missing_modality_metrics,
+    missing_modality_summary,
     predict,
     uncertainty_metrics,
 )
@@ -124,3 +127,25 @@ def test_classification_and_uncertainty_metrics_agree_with_sklearn() -> None:
     uncertainty = uncertainty_metrics(mc_probs, labels, bins=10)
     expected = roc_auc_score(wrong, entropy)
     assert uncertainty["error_auroc_entropy"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_headline_is_a_few_numbers_and_drops_what_cannot_be_had() -> None:
+    scores = {key: 0.5 for key in HEADLINE} | {"per_class_f1": {"a": 0.5}, "temperature": 1.2}
+    metrics = headline(scores, {"error_auroc_entropy": 0.7}, 0.4)
+    assert metrics == {key: 0.5 for key in HEADLINE} | {
+        "error_auroc": 0.7,
+        "missing_modality_f1": 0.4,
+    }
+    assert len(metrics) <= 10 and "per_class_f1" not in metrics and "temperature" not in metrics
+    # no error AUROC (every test window right or wrong), no drop-one subset (one modality)
+    assert set(headline(scores, {"error_auroc_entropy": None}, None)) == set(HEADLINE)
+
+
+def test_missing_modality_summary_is_the_mean_with_one_modality_dropped() -> None:
+    model, loader = _trained("late")
+    results = missing_modality_metrics(model, loader, 1.0, ["a", "b", "c"], bins=15)
+    drop_one = [r["f1_macro"] for r in results.values() if len(r["modalities"]) == 3]
+    assert len(drop_one) == 4
+    assert missing_modality_summary(results, model.modalities) == pytest.approx(sum(drop_one) / 4)
+    alone = {"heart_rate": {"modalities": ["heart_rate"], "f1_macro": 0.3}}
+    assert missing_modality_summary(alone, ("heart_rate",)) is None

@@ -18,17 +18,21 @@ def _in(folder: Path, *names: str) -> set[str]:
     return {(folder / name).as_posix() for name in names}
 
 
-# What each stage writes, in layout's names (DVCLive names the files inside TRAIN_REPORTS).
+# What each stage writes, in layout's names.
 WRITES = {
     "tidy": {layout.TEMPORARIES.as_posix()},
+    "plots_template": {layout.PLOTS_TEMPLATE.as_posix()},
     "preprocess": _in(layout.PROCESSED, ""),
     "split": _in(layout.SPLITS, ""),
     "tensorize": _in(layout.TENSORS, ""),
-    "train": _in(layout.MODELS, "") | _in(layout.TRAIN_REPORTS, "plots", "metrics.json"),
-    "baseline": _in(layout.BASELINE, layout.METRICS, layout.BASELINE_WINDOWS, layout.CONFUSION),
+    "train": _in(layout.MODELS, "") | _in(layout.TRAIN_REPORTS, layout.METRICS, layout.EPOCHS),
+    "baseline": _in(
+        layout.BASELINE, layout.METRICS, layout.SCORES, layout.BASELINE_WINDOWS, layout.CONFUSION
+    ),
     "evaluate": _in(
         layout.EVAL,
         layout.METRICS,
+        layout.SCORES,
         layout.LATENCY,
         layout.UNCERTAINTY,
         layout.MISSING_MODALITY,
@@ -41,12 +45,15 @@ WRITES = {
 }
 # What each stage reads of another's outputs.
 READS = {
+    "plots_template": {"uv.lock"},
     "split": _in(layout.PROCESSED, ""),
     "tensorize": _in(layout.PROCESSED, "") | _in(layout.SPLITS, ""),
     "train": _in(layout.TENSORS, ""),
     "baseline": _in(layout.TENSORS, ""),
     "evaluate": _in(layout.MODELS, "") | _in(layout.TENSORS, ""),
-    "analyze": _in(layout.EVAL, layout.METRICS, layout.MISSING_MODALITY),
+    "analyze": _in(layout.EVAL, layout.SCORES, layout.MISSING_MODALITY, layout.CONFUSION)
+    | _in(layout.BASELINE, layout.CONFUSION)
+    | _in(layout.TRAIN_REPORTS, layout.EPOCHS),
 }
 
 

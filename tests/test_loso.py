@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.image
 import pytest
 from sklearn.metrics import f1_score
 
@@ -13,6 +14,7 @@ from harfusion.command import main as harfusion
 from harfusion.errors import HarfusionError
 from harfusion.experiments import loso
 from harfusion.experiments.ablations import Config
+from harfusion.experiments.comparison_plots import loso_folds
 from harfusion.experiments.dvc_client import BASELINE_METRICS, METRICS, Experiment
 from harfusion.params import Params
 
@@ -51,7 +53,10 @@ def test_subjects_default_to_the_synthetic_set_and_need_three() -> None:
 
 
 def _experiment(name: str, f1: float, baseline: float = 0.5) -> Experiment:
-    metrics = {METRICS: {"accuracy": f1, "f1_macro": f1}, BASELINE_METRICS: {"f1_macro": baseline}}
+    metrics = {
+        METRICS: {"accuracy": f1, "f1_macro": f1},
+        BASELINE_METRICS: {"baseline": {"f1_macro": baseline}},
+    }
     return Experiment(name, "0" * 40, "success", {"seed": 42}, metrics)
 
 
@@ -100,10 +105,13 @@ def test_pooled_f1_pools_predictions_not_fold_scores() -> None:
     assert summary["worst_fold_f1_macro"] == 0.4 and summary["worst_fold_baseline_f1_macro"] == 0.3
     assert [f["windows"] for f in summary["folds"]] == [3, 2]
     assert summary["missing"] == [runs[2].name]
-    text = loso.markdown(summary, HYBRID, Params(), seeds=1)
+    text = loso.markdown(summary, HYBRID, Params(), {})
     assert "| all classes | " in text and "| 101 | 102 | 42 | 3 | 0.400 | 0.400 | 0.600 |" in text
     assert "-0.200" in text and "synthetic PAMAP2" in text
     assert "Not finished: loso-fusion-hybrid-t103" in text
+    # the seed that ran (not the number of seeds), and no empty mapping for "no overrides"
+    assert "- **Seeds:** 42 (each fold once per seed); **overrides:** none" in text
+    assert "![Macro F1 per fold, both models](folds.png)" in text
 
 
 def test_a_class_one_subject_holds_is_excluded_from_the_learnable_score() -> None:
@@ -141,9 +149,38 @@ def test_a_class_one_subject_holds_is_excluded_from_the_learnable_score() -> Non
     assert summary["worst_fold_f1_macro_learnable"] == pytest.approx(2 / 3)
     assert "sitting" in deep["per_class_f1"]
     real = Params.model_validate({"data": {"raw_dir": "/data/real"}})
-    text = loso.markdown(summary, HYBRID, real, seeds=1)
+    text = loso.markdown(summary, HYBRID, real, {"fusion": "hybrid", "train.max_epochs": 3})
     assert "`/data/real`" in text and "synthetic" not in text
     assert "- **sitting**: no training window in the fold(s) testing 101" in text
+    assert '**overrides:** `fusion="hybrid"`, `train.max_epochs=3`' in text
+    # the learnable list and the per-class table name the same classes
+    assert "| learnable classes (running) |" in text
+    assert "| running | yes | " in text and "| sitting | no | " in text
+
+
+def test_learnable_classes_are_among_those_tested() -> None:
+    """A class every fold trained on but none tested is in no score: not listed as learnable."""
+    runs = loso.folds(HYBRID, [101, 102, 103], seeds=1)
+    everything = {"walking": 5, "running": 5, "sitting": 5}
+    outputs = {
+        runs[0].name: loso.FoldOutputs(
+            "actual,predicted\nwalking,walking\n", None, _windows(everything, {"walking": 1})
+        )
+    }
+    summary = loso.summarize_folds(runs, {runs[0].name: _experiment(runs[0].name, 1.0)}, outputs)
+    assert summary["learnable_classes"] == ["walking"] and summary["excluded_classes"] == []
+
+
+def test_the_per_fold_chart_draws_both_models(tmp_path: Path) -> None:
+    folds = [
+        {"test_subject": 101, "val_subject": 102, "seed": 1, "f1_macro": 0.8,
+         "baseline_f1_macro": 0.7, "f1_macro_learnable": 0.9, "baseline_f1_macro_learnable": None},
+        {"test_subject": 102, "val_subject": 101, "seed": 1, "f1_macro": 0.4,
+         "baseline_f1_macro": 0.6, "f1_macro_learnable": 0.5, "baseline_f1_macro_learnable": 0.6},
+    ]  # fmt: skip
+    loso_folds(folds, "LOSO", tmp_path / "folds.png")
+    height, width = matplotlib.image.imread(tmp_path / "folds.png").shape[:2]
+    assert height > 200 and width > 800
 
 
 def test_planning_names_the_folds_that_cannot_learn_a_class() -> None:

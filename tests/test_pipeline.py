@@ -21,6 +21,7 @@ import torch
 import yaml
 
 from harfusion.layout import RESUME, TEMPORARIES
+from tests.browser import drawn_vega_views, dump_dom, network_references, vega_plots
 from tests.helpers import SMOKE, merge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +71,7 @@ def smoke_clone(target: Path, repro: bool = True) -> Path:
     assert ran_stages(first) == [
         "tidy",
         "check_params",
+        "plots_template",
         "synthesize",
         "preprocess",
         "split",
@@ -89,6 +91,9 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 DETERMINISTIC = [
     "reports/eval/metrics.json",
+    "reports/eval/scores.json",
+    "reports/train/epochs.csv",
+    "reports/train/metrics.json",
     "reports/eval/uncertainty.json",
     "reports/eval/missing_modality.json",
     "reports/eval/confusion.csv",
@@ -212,20 +217,24 @@ def test_killed_stages_rerun_to_the_uninterrupted_result(clone: Path, tmp_path: 
 
 @pytest.mark.slow
 def test_repro_outputs(clone: Path) -> None:
-    metrics = json.loads((clone / "reports" / "eval" / "metrics.json").read_text())
+    scores = json.loads((clone / "reports" / "eval" / "scores.json").read_text())
     for key in ("accuracy", "f1_macro", "f1_weighted", "ece_before", "ece_after", "brier_after"):
-        assert 0.0 <= metrics[key] <= 1.0, key
-    assert metrics["temperature"] > 0
-    assert len(metrics["per_class_f1"]) == 18
-    forest = json.loads((clone / "reports" / "baseline" / "metrics.json").read_text())
+        assert 0.0 <= scores[key] <= 1.0, key
+    assert scores["temperature"] > 0
+    assert len(scores["per_class_f1"]) == 18
+    metrics = json.loads((clone / "reports" / "eval" / "metrics.json").read_text())
+    assert {key: scores[key] for key in ("accuracy", "f1_macro", "ece_after")}.items() <= (
+        metrics.items()
+    )
+    forest = json.loads((clone / "reports" / "baseline" / "scores.json").read_text())
     for key in ("accuracy", "f1_macro", "f1_weighted", "nll", "brier", "ece"):
         assert forest[key] >= 0.0 and (key == "nll" or forest[key] <= 1.0), key
-    assert set(forest["per_class_f1"]) == set(metrics["per_class_f1"])
-    assert forest["test_windows"] == metrics["test_windows"]
+    assert set(forest["per_class_f1"]) == set(scores["per_class_f1"])
+    assert forest["test_windows"] == scores["test_windows"]
     missing = json.loads((clone / "reports" / "eval" / "missing_modality.json").read_text())
     assert len(missing) == 15
     latency = json.loads((clone / "reports" / "eval" / "latency.json").read_text())
-    assert latency["latency_ms_mean"] > 0 and "latency_ms_mean" not in metrics
+    assert latency["latency_ms"] > 0 and "latency_ms" not in metrics
     uncertainty = json.loads((clone / "reports" / "eval" / "uncertainty.json").read_text())
     assert uncertainty["mc_samples"] == 3
     split = json.loads((clone / "data" / "splits" / "summary.json").read_text())
@@ -236,7 +245,32 @@ def test_repro_outputs(clone: Path) -> None:
     ]:
         height, width = matplotlib.image.imread(png).shape[:2]
         assert height > 300 and width > 500, png
-    assert len(list((clone / "reports").rglob("*.png"))) == 5
+    assert len(list((clone / "reports").rglob("*.png"))) == 7
+
+
+def _numbers(data: object, path: str = "") -> dict[str, float]:
+    """Numeric leaves of a metrics file, by the dotted name DVC shows them under."""
+    if isinstance(data, dict):
+        return {
+            name: value
+            for key, inner in data.items()
+            for name, value in _numbers(inner, f"{path}.{key}" if path else key).items()
+        }
+    return {path: data} if isinstance(data, int | float) and not isinstance(data, bool) else {}
+
+
+@pytest.mark.slow
+def test_dvc_metrics_show_is_the_headline(clone: Path) -> None:
+    """At most 20 numbers, and no name in two files: `dvc exp show` and `dvc metrics diff`
+    put no unrelated numbers into one column."""
+    shown = json.loads(run(clone, "uv run dvc metrics show --json").stdout)
+    files = next(iter(shown.values()))["data"]
+    names = {file: _numbers(entry["data"]) for file, entry in files.items()}
+    assert sum(len(numbers) for numbers in names.values()) <= 20, names
+    every = [name for numbers in names.values() for name in numbers]
+    assert len(every) == len(set(every)), names
+    assert {"f1_macro", "accuracy", "baseline.f1_macro", "kept_epoch", "latency_ms"} <= set(every)
+    assert "missing_modality_f1" in every and "error_auroc" in every
 
 
 @pytest.mark.slow
@@ -268,12 +302,20 @@ def test_chunk_size_reruns_from_tensorize_and_switching_back_uses_the_cache(clon
     assert ran_stages(back) == ["check_params"]  # no outputs, so nothing to restore: it re-checks
     assert "cached" in back.stdout + back.stderr
     table = run(clone, "uv run dvc exp show --md").stdout
-    # deep and baseline metrics side by side in one table
-    assert "reports/eval/metrics.json:f1_macro" in table
-    assert "reports/baseline/metrics.json:f1_macro" in table
+    # deep and baseline metrics side by side in one table, each under its own name
+    header = table.splitlines()[0]
+    assert "| f1_macro " in header and "| baseline.f1_macro " in header
     assert "f1_macro" in run(clone, "uv run dvc metrics show").stdout
-    run(clone, "uv run dvc plots diff HEAD -o plots-out")
-    assert (clone / "plots-out" / "index.html").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_dvc_plots_show_draws_the_runs_plots_offline(clone: Path) -> None:
+    run(clone, "uv run dvc plots show -o plots-out")
+    page = clone / "plots-out" / "index.html"
+    html = page.read_text()
+    assert network_references(html) == []
+    assert vega_plots(html) == 4
+    assert drawn_vega_views(dump_dom(page)) == 4
 
 
 @pytest.mark.slow

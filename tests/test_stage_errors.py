@@ -86,10 +86,14 @@ def test_an_os_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_stage_into_read_only_reports(tmp_path: Path) -> None:
-    eval_dir = tmp_path / "reports" / "eval"
-    eval_dir.mkdir(parents=True)
-    (eval_dir / "metrics.json").write_text('{"per_class_f1": {}}')
-    (eval_dir / "missing_modality.json").write_text('{"all": {"modalities": ["imu_hand"]}}')
+    reports = tmp_path / "reports"
+    for folder in ("eval", "baseline", "train"):
+        (reports / folder).mkdir(parents=True)
+    (reports / "eval" / "scores.json").write_text('{"per_class_f1": {}, "class_names": []}')
+    (reports / "eval" / "missing_modality.json").write_text('{"all": {"modalities": ["a"]}}')
+    for folder in ("eval", "baseline"):
+        (reports / folder / "confusion.csv").write_text("actual,predicted\n")
+    (reports / "train" / "epochs.csv").write_text("epoch,train_loss,kept\n1,0.5,1\n")
     (tmp_path / "params.yaml").write_text("{}\n")
     (tmp_path / "reports").chmod(0o555)
     try:

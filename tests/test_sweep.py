@@ -3,9 +3,12 @@ and the whole machinery end to end through the real DVC queue on a fresh clone."
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -24,13 +27,15 @@ from harfusion.experiments.dvc_client import (
     LATENCY,
     METRICS,
     MISSING_MODALITY,
+    SCORES,
     Baseline,
     Experiment,
     parse_show,
 )
 from harfusion.experiments.report import render
 from harfusion.models.masking import nonempty_subsets
-from tests.clones import E2E
+from tests.browser import drawn_vega_views, dump_dom, network_references, vega_plots
+from tests.clones import E2E, env
 
 ROOT = Path(__file__).resolve().parents[1]
 THIRTEEN = [
@@ -159,6 +164,10 @@ def test_a_failed_experiment_is_reported_with_its_log(
     assert (tmp_path / "chunk-huge.log").read_text() == log
 
 
+# Each fabricated experiment's detail outputs, as DVC would read them: (path, rev) → JSON.
+DETAIL: dict[tuple[str, str], dict] = {}
+
+
 def _fake_run(
     name: str, seed: int, f1: float, modalities: tuple[str, ...] = MODALITIES
 ) -> Experiment:
@@ -167,29 +176,26 @@ def _fake_run(
     metrics = {
         "accuracy": f1 + 0.05,
         "f1_macro": f1,
-        "f1_weighted": f1,
         "ece_before": 0.1,
         "ece_after": 0.05,
         "nll_after": 0.5,
         "brier_after": 0.2,
-        "parameters": 1000,
-        "per_class_f1": {"lying": f1},
     }
-    # As `dvc exp show` has it: DVC keeps numbers only, so no "modalities" lists.
-    missing = {
-        "+".join(s): {"accuracy": f1, "f1_macro": f1 / len(s), "ece": 0.1}
+    rev = f"{seed:040d}{name}"
+    DETAIL[(SCORES, rev)] = metrics | {"f1_weighted": f1, "parameters": 1000}
+    DETAIL[(MISSING_MODALITY, rev)] = {
+        "+".join(s): {"modalities": list(s), "accuracy": f1, "f1_macro": f1 / len(s), "ece": 0.1}
         for s in nonempty_subsets(modalities)
     }
     return Experiment(
         name,
-        f"{seed:040d}",
+        rev,
         "success",
         params,
         {
             METRICS: metrics,
-            LATENCY: {"latency_ms_mean": 2.0 + seed},
-            MISSING_MODALITY: missing,
-            BASELINE_METRICS: {"f1_macro": f1 - 0.1, "model": "random_forest"},
+            LATENCY: {"latency_ms": 2.0 + seed},
+            BASELINE_METRICS: {"baseline": {"f1_macro": f1 - 0.1, "accuracy": f1}},
         },
     )
 
@@ -209,7 +215,7 @@ def test_comparison_and_report_average_seeds_and_list_what_did_not_finish(tmp_pa
             _fake_run("someone-elses-experiment", 1, 0.99),
         ],
     )
-    comparison = build(ablations, baseline)
+    comparison = build(ablations, baseline, read=lambda path, rev: DETAIL.get((path, rev)))
     assert list(comparison["configs"]) == ["fusion-early", "single-heart_rate"]
     f1 = comparison["configs"]["fusion-early"]["metrics"]["f1_macro"]
     assert (
@@ -218,6 +224,15 @@ def test_comparison_and_report_average_seeds_and_list_what_did_not_finish(tmp_pa
         and f1["std"] == pytest.approx(0.0707, abs=1e-4)
     )
     assert comparison["configs"]["single-heart_rate"]["metrics"]["f1_macro"]["std"] is None
+    # from each experiment's scores.json and missing_modality.json, not from `exp show`
+    early = comparison["configs"]["fusion-early"]
+    assert early["metrics"]["parameters"]["mean"] == 1000
+    assert early["metrics"]["latency_ms"]["mean"] == pytest.approx(3.5)
+    assert len(early["missing_modality"]) == 15
+    assert early["missing_modality"]["imu_hand+heart_rate"]["modalities"] == [
+        "imu_hand",
+        "heart_rate",
+    ]
     forest = comparison["configs"]["fusion-early"]["baseline"]
     assert forest["f1_macro"]["mean"] == pytest.approx(0.75) and forest["model"] == "random_forest"
     assert forest["margin_f1_macro"]["mean"] == pytest.approx(0.1)
@@ -325,7 +340,7 @@ def test_comparison_holds_the_finished_configurations(swept) -> None:
         metrics = config["metrics"]
         for key in ("accuracy", "f1_macro", "ece_before", "ece_after"):
             assert 0.0 <= metrics[key]["mean"] <= 1.0 and metrics[key]["n"] == 1, (name, key)
-        assert metrics["latency_ms_mean"]["mean"] > 0 and metrics["parameters"]["mean"] > 0
+        assert metrics["latency_ms"]["mean"] > 0 and metrics["parameters"]["mean"] > 0
         assert config["seeds"] == [42]
         assert len(config["missing_modality"]) == (1 if name == "single-heart_rate" else 15)
     assert comparison["configs"]["single-heart_rate"]["params"]["modalities"] == ["heart_rate"]
@@ -366,13 +381,57 @@ def test_report_has_protocol_tables_and_working_image_links(swept) -> None:
     assert "comparison/fusion.png" in links and "comparison/fusion_missing_modality.png" in links
     assert all((clone / "reports" / link).is_file() for link in links)
     assert "- failed: **chunk-huge** ([log](sweep/logs/chunk-huge.log))" in report
-    assert "reports/eval/metrics.json:accuracy" in report  # DVC's own exp show table
+    assert "| accuracy " in report and "| baseline.f1_macro " in report  # DVC's exp show table
     # The reference (params.yaml's hybrid) against the best other by macro F1; at this size every
     # model is near chance, so which one is best is the comparison's to say, not this test's.
     comparison = json.loads((clone / "reports/comparison/fusion_comparison.json").read_text())
     f1 = {n: c["metrics"]["f1_macro"]["mean"] for n, c in comparison["configs"].items()}
     best = max((n for n in f1 if n != "fusion-hybrid"), key=f1.__getitem__)
     assert f"`dvc metrics diff fusion-hybrid {best} --md`" in report
+
+
+@pytest.mark.slow
+def test_report_html_embeds_every_figure_and_names_the_data(swept) -> None:
+    """No workspace run here (only queued experiments): the page shows the reference one."""
+    clone, _ = swept
+    page = clone / "reports" / "report.html"
+    html = page.read_text()
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) >= 8  # the run's 7 and the comparison's
+    for data in images:
+        height, width = matplotlib.image.imread(io.BytesIO(base64.b64decode(data))).shape[:2]
+        assert height > 250 and width > 400
+    assert network_references(html) == []
+    text = re.sub(r"<[^>]+>", "", html)
+    assert "The run: experiment fusion-hybrid" in text
+    assert "synthetic PAMAP2 that the synthesize stage generated into data/raw/synthetic" in text
+    comparison = json.loads((clone / "reports/comparison/fusion_comparison.json").read_text())
+    for part, subjects in comparison["protocol"]["subjects"].items():
+        assert f"{part} subjects: {', '.join(map(str, subjects))} (" in text
+    assert "Ablation report" in text and "Training curves" in text
+    assert len(re.findall(r"<img\b", dump_dom(page))) == len(images)
+
+
+@pytest.mark.slow
+def test_dvc_plots_diff_of_two_experiments_draws_offline(swept) -> None:
+    clone, _ = swept
+    for command in (
+        ["repro", "plots_template"],  # only experiments ran here, not the workspace's pipeline
+        ["plots", "diff", "fusion-early", "fusion-hybrid", "-o", "plots-diff"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "dvc", *command],
+            cwd=clone,
+            env=env(clone),
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    page = clone / "plots-diff" / "index.html"
+    html = page.read_text()
+    assert network_references(html) == [] and vega_plots(html) == 4
+    assert "fusion-early" in html and "fusion-hybrid" in html
+    assert drawn_vega_views(dump_dom(page)) == 4
 
 
 def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:

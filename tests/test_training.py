@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 import pickle
@@ -6,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +34,43 @@ from tests.helpers import TINY
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_fit_exports_best_model_and_dvclive_metrics(tensors: Path) -> None:
-    params = Params.model_validate(TINY)
-    summary = fit(params, tensors / "tensors", tensors / "models", tensors / "reports" / "train")
-    assert summary["epochs"] == 2
-    metrics = json.loads((tensors / "reports" / "train" / "metrics.json").read_text())
-    assert {"train", "val"} <= set(metrics)
-    assert 0.0 <= metrics["val"]["acc"] <= 1.0
-    curve = (tensors / "reports" / "train" / "plots" / "metrics" / "val" / "loss.tsv").read_text()
-    assert len(curve.splitlines()) == 3  # header + one row per epoch
+def _epochs(reports: Path) -> list[dict[str, str]]:
+    with (reports / "epochs.csv").open(newline="") as table:
+        return list(csv.DictReader(table))
+
+
+def test_fit_exports_best_model_and_the_kept_epochs_metrics(
+    tensors: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    params = Params.model_validate(TINY | {"train": TINY["train"] | {"max_epochs": 3}})
+    reports = tensors / "reports" / "train"
+    summary = fit(params, tensors / "tensors", tensors / "models", reports)
+    assert summary["epochs"] == 3
+    rows = _epochs(reports)  # one row per epoch (DVCLive's log holds each epoch twice)
+    assert [row["epoch"] for row in rows] == ["1", "2", "3"]
+    assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "val_acc", "val_f1_macro", "kept"]
+    (kept,) = [row for row in rows if row["kept"] == "1"]
+    best = min(rows, key=lambda row: float(row["val_loss"]))
+    assert kept is best and summary["kept_epoch"] == int(kept["epoch"])
+    # the training metrics DVC shows are the kept checkpoint's, not the last epoch's
+    metrics = json.loads((reports / "metrics.json").read_text())
+    assert metrics == {
+        "kept_epoch": int(kept["epoch"]),
+        "val_loss": float(kept["val_loss"]),
+        "val_f1_macro": float(kept["val_f1_macro"]),
+    }
+    assert sorted(p.name for p in reports.iterdir()) == ["epochs.csv", "metrics.json"]
+    # one line per epoch, what a queued experiment's log shows (no progress bar there)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "train: epoch" in line]
+    assert [line.split(":")[1] for line in lines] == [" epoch 1/3", " epoch 2/3", " epoch 3/3"]
+    assert f"val loss {float(rows[1]['val_loss']):.4f}" in lines[1]
+    assert [line.endswith(", kept") for line in lines] == [
+        float(row["val_loss"]) == min(float(r["val_loss"]) for r in rows[: i + 1])
+        for i, row in enumerate(rows)
+    ]
     model, saved = load_model(params, tensors / "models")
     assert saved["classes"] == [1, 4, 5]
-    assert saved["summary"]["best_val_loss"] == pytest.approx(
-        min(float(line.split("\t")[-1]) for line in curve.splitlines()[1:]), rel=1e-4
-    )
+    assert saved["summary"]["best_val_loss"] == pytest.approx(float(kept["val_loss"]), rel=1e-4)
     assert not model.training
     with pytest.raises(HarfusionError, match="dvc repro train"):
         load_model(params.model_copy(update={"fusion": "early"}), tensors / "models")
@@ -55,10 +80,12 @@ def test_monitor_val_f1_keeps_the_best_f1_epoch(tensors: Path) -> None:
     train = TINY["train"] | {"max_epochs": 3, "patience": 3, "monitor": "val_f1_macro"}
     params = Params.model_validate(TINY | {"train": train})
     summary = fit(params, tensors / "tensors", tensors / "models", tensors / "reports" / "train")
-    curve = tensors / "reports" / "train" / "plots" / "metrics" / "val" / "f1_macro.tsv"
-    scores = [float(line.split("\t")[-1]) for line in curve.read_text().splitlines()[1:]]
+    rows = _epochs(tensors / "reports" / "train")
+    scores = [float(row["val_f1_macro"]) for row in rows]
     assert summary["monitor"] == "val_f1_macro" and "best_val_loss" not in summary
     assert summary["best_val_f1_macro"] == pytest.approx(max(scores), rel=1e-4)
+    (kept,) = [row for row in rows if row["kept"] == "1"]
+    assert float(kept["val_f1_macro"]) == max(scores)
 
 
 def _imbalanced(tensors: Path, params: Params) -> WindowDataModule:
@@ -179,14 +206,16 @@ RESUMABLE = TINY | {
 def test_a_killed_training_resumed_gives_the_uninterrupted_result(
     tensors: Path, kill_after: int
 ) -> None:
-    """SIGKILL after epoch `kill_after`, resume from `.resume/train/last.ckpt`: the same weights
-    and the same bytes of reports/eval/metrics.json as a run never interrupted."""
+    """SIGKILL after epoch `kill_after`, resume from `.resume/train/checkpoints/last.ckpt`: the
+    same weights, training reports and bytes of reports/eval/metrics.json as a run never
+    interrupted."""
     params = Params.model_validate(RESUMABLE)
     previous = tensors / "reports" / "train" / "metrics.json"  # what the stage's last run wrote
     previous.parent.mkdir(parents=True)
     previous.write_text('{"val": {"loss": 0.5}}')
     child = _train_in_child(tensors, RESUMABLE)
-    last = tensors / ".resume" / "train" / "last.ckpt"
+    work = tensors / ".resume" / "train"
+    last = work / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300
     while child.poll() is None and time.monotonic() < deadline:
         if last.exists() and torch.load(last, weights_only=True)["epoch"] >= kill_after:
@@ -201,22 +230,26 @@ def test_a_killed_training_resumed_gives_the_uninterrupted_result(
     assert list(previous.parent.iterdir()) == [previous]
     killed_at = torch.load(last, weights_only=True)["epoch"]
     # as if the kill cut DVCLive's in-place rewrite of its summary short (it happened in CI)
-    (last.parent / "dvclive" / "metrics.json").write_text("")
-    summary = fit(params, tensors / "tensors", tensors / "models", tensors / "reports" / "train")
+    (work / "dvclive" / "metrics.json").write_text("")
+    reports = tensors / "reports" / "train"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = fit(params, tensors / "tensors", tensors / "models", reports)
+    # its own checkpoints are in the folder, as they should be: nothing to warn about
+    assert not [w for w in caught if "Checkpoint directory" in str(w.message)]
     assert summary["resumed_at_epoch"] == killed_at + 1 >= kill_after + 1
     assert summary["epochs"] == 6
-    assert not last.parent.exists()  # finished: nothing left to resume
+    assert not work.exists()  # finished: nothing left to resume
     _, saved = load_model(params, tensors / "models")
     assert saved["summary"]["resumed_at_epoch"] == killed_at + 1
 
     whole = tensors / "uninterrupted"
     fit(params, tensors / "tensors", whole / "models", whole / "reports" / "train")
-    logs = sorted(p.relative_to(whole) for p in (whole / "reports").rglob("*.tsv"))
-    assert len(logs) >= 4 and logs == sorted(
-        p.relative_to(tensors) for p in (tensors / "reports").rglob("*.tsv")
-    )
-    for log in logs:  # the resumed history, epochs before the kill included, reads the same
-        assert (tensors / log).read_bytes() == (whole / log).read_bytes(), log
+    for log in ("epochs.csv", "metrics.json"):  # the resumed history, epochs before the kill
+        # included, reads the same
+        ours = (tensors / "reports" / "train" / log).read_bytes()
+        assert ours == (whole / "reports" / "train" / log).read_bytes(), log
+    assert len(_epochs(whole / "reports" / "train")) == 6
     ours, theirs = (
         torch.load(d / "model.pt", weights_only=True)
         for d in (tensors / "models", whole / "models")
@@ -253,8 +286,8 @@ def test_resume_refuses_a_checkpoint_of_other_params(tensors: Path) -> None:
     params = TINY | {"train": TINY["train"] | {"max_epochs": 2, "resume": True}}
     first = Params.model_validate(params)
     work = tensors / ".resume" / "train"
-    work.mkdir(parents=True)
-    (work / "last.ckpt").write_bytes(b"a checkpoint of some other run")
+    (work / "checkpoints").mkdir(parents=True)
+    (work / "checkpoints" / "last.ckpt").write_bytes(b"a checkpoint of some other run")
     (work / "fingerprint").write_text(fingerprint(first, tensors / "tensors"))
     changed = first.model_copy(
         update={"train": first.train.model_copy(update={"learning_rate": 1e-4})}

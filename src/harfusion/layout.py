@@ -28,16 +28,23 @@ TENSORS = Path("data/processed_tensors")
 MANIFEST = "manifest.json"  # shards, windows per split, classes
 NORM_STATS = "norm_stats.json"  # train-split mean and std per column
 
+# plots_template: the page `dvc plots show/diff` fill (.dvc/config's plots.html_template names it)
+PLOTS_TEMPLATE = Path("reports/dvc_plots_template.html")
+
 # train
 MODELS = Path("models")
 MODEL_FILE = "model.pt"
-TRAIN_REPORTS = Path("reports/train")  # DVCLive: metrics.json and plots/
+TRAIN_REPORTS = Path("reports/train")  # METRICS (the kept epoch's) and EPOCHS
+EPOCHS = "epochs.csv"  # one row per epoch: losses, validation scores, which one was kept
 RESUME = Path(".resume/train")  # checkpoints of an unfinished fit; never a DVC output
 
-# baseline and evaluate write the same metrics and confusion files, each into its own folder.
+# baseline and evaluate write the same kinds of files, each into its own folder: METRICS, the
+# headline numbers DVC shows (no key in two files), SCORES, every score of the test split (the
+# same keys and meaning in both), and CONFUSION, the test predictions.
 BASELINE = Path("reports/baseline")
 EVAL = Path("reports/eval")
 METRICS = "metrics.json"
+SCORES = "scores.json"
 CONFUSION = "confusion.csv"
 BASELINE_WINDOWS = "windows.json"  # in BASELINE: windows per split and class
 LATENCY = "latency.json"
@@ -49,7 +56,13 @@ ATTENTION_PLOT = "attention_viz.png"
 
 # analyze
 ANALYSIS = Path("reports/analysis")
-ANALYSIS_PLOTS = ("missing_modality.png", "per_class_f1.png", "calibration_before_after.png")
+ANALYSIS_PLOTS = (
+    "missing_modality.png",
+    "per_class_f1.png",
+    "calibration_before_after.png",
+    "training_curves.png",
+    "confusion.png",
+)
 
 # The `harfusion` command's outputs, beside the pipeline's.
 SWEEP_LOGS = Path("reports/sweep/logs")
@@ -58,7 +71,9 @@ COMPARISON_JSON = "fusion_comparison.json"
 LOSO = Path("reports/loso")
 LOSO_MARKDOWN = "loso.md"  # the ablation report includes it
 LOSO_JSON = "loso.json"
-REPORT = Path("reports/report.md")
+LOSO_FOLDS_PLOT = "folds.png"  # per fold, both models' macro F1
+REPORT = Path("reports/report.md")  # the ablation report for CML
+REPORT_HTML = Path("reports/report.html")  # one self-contained page: the run and the ablations
 
 # DVC's experiment queue, as the runner watches it: DVC's layout, not ours (git-ignored with
 # .dvc/tmp). Per queued experiment, <stash commit>/<stash commit>.json records the process that

@@ -1,7 +1,8 @@
-"""Per-run figures from the evaluate outputs (the analyze stage)."""
+"""Per-run figures from the outputs of train, evaluate and baseline (the analyze stage)."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -9,19 +10,42 @@ from harfusion import layout
 from harfusion.atomic import atomic_path
 from harfusion.evaluation.plots import (
     calibration_change_bars,
+    confusion_matrices,
     missing_modality_bars,
     per_class_f1_bars,
+    training_curves,
 )
 
 
-def analyze(eval_dir: Path, out_dir: Path) -> list[Path]:
-    metrics = json.loads((eval_dir / layout.METRICS).read_text())
+def read_predictions(path: Path) -> tuple[list[str], list[str]]:
+    """(actual, predicted) class names from a `confusion.csv`."""
+    with path.open(newline="") as table:
+        rows = list(csv.DictReader(table))
+    return [row["actual"] for row in rows], [row["predicted"] for row in rows]
+
+
+def read_epochs(path: Path) -> list[dict[str, float]]:
+    with path.open(newline="") as table:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(table)]
+
+
+def analyze(eval_dir: Path, train_dir: Path, baseline_dir: Path, out_dir: Path) -> list[Path]:
+    scores = json.loads((eval_dir / layout.SCORES).read_text())
     missing = json.loads((eval_dir / layout.MISSING_MODALITY).read_text())
     full = max(missing, key=lambda key: len(missing[key]["modalities"]))
-    names = layout.ANALYSIS_PLOTS
+    predictions = {
+        "model": read_predictions(eval_dir / layout.CONFUSION),
+        "baseline (forest)": read_predictions(baseline_dir / layout.CONFUSION),
+    }
+    seen = {name for actual, predicted in predictions.values() for name in actual + predicted}
+    classes = [name for name in scores["class_names"] if name in seen]
+    keys = ("missing", "per_class", "calibration", "curves", "confusion")
+    names = dict(zip(keys, layout.ANALYSIS_PLOTS, strict=True))
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        missing_modality_bars(missing, full, tmp / names[0])
-        per_class_f1_bars(metrics["per_class_f1"], tmp / names[1])
-        calibration_change_bars(metrics, tmp / names[2])
-    return [out_dir / name for name in names]
+        missing_modality_bars(missing, full, tmp / names["missing"])
+        per_class_f1_bars(scores["per_class_f1"], tmp / names["per_class"])
+        calibration_change_bars(scores, tmp / names["calibration"])
+        training_curves(read_epochs(train_dir / layout.EPOCHS), tmp / names["curves"])
+        confusion_matrices(predictions, classes, tmp / names["confusion"])
+    return [out_dir / name for name in layout.ANALYSIS_PLOTS]

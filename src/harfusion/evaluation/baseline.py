@@ -175,7 +175,9 @@ def window_counts(data: SplitLoaders) -> dict[str, dict[str, int]]:
 
 
 def run_baseline(params: Params, tensor_dir: Path, out_dir: Path) -> dict:
-    """Fit on train, score test; write `metrics.json`, `confusion.csv` and `windows.json`."""
+    """Fit on train, score test; write `scores.json` (the keys and meaning of evaluate's),
+    `metrics.json` (its headline, nested under `baseline` so that no key repeats evaluate's in
+    `dvc exp show`), `confusion.csv` and `windows.json`. Returns the scores."""
     data = SplitLoaders(tensor_dir, params)
     names = data.class_names
     train_x, train_y, features = split_features(data, "train")
@@ -186,7 +188,7 @@ def run_baseline(params: Params, tensor_dir: Path, out_dir: Path) -> dict:
     probs = class_probabilities(estimator, test_x, len(names))
     labels = torch.from_numpy(test_y)
     log_probs = probs.clamp_min(PROBABILITY_FLOOR).log()
-    metrics = classification_metrics(log_probs, labels, names) | {
+    scores = classification_metrics(log_probs, labels, names) | {
         "nll": float(torch.nn.functional.nll_loss(log_probs, labels)),
         "brier": brier_score(probs, labels),
         "ece": expected_calibration_error(probs.float(), labels, params.evaluate.ece_bins),
@@ -199,9 +201,11 @@ def run_baseline(params: Params, tensor_dir: Path, out_dir: Path) -> dict:
     confusion = "actual,predicted\n" + "".join(
         f"{names[a]},{names[p]}\n" for a, p in zip(test_y.tolist(), predicted, strict=True)
     )
+    headline = {"baseline": {key: scores[key] for key in ("accuracy", "f1_macro")}}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        (tmp / layout.METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+        (tmp / layout.METRICS).write_text(json.dumps(headline, indent=2) + "\n")
+        (tmp / layout.SCORES).write_text(json.dumps(scores, indent=2) + "\n")
         (tmp / layout.CONFUSION).write_text(confusion)
         (tmp / layout.BASELINE_WINDOWS).write_text(json.dumps(window_counts(data), indent=2) + "\n")
-    return metrics
+    return scores

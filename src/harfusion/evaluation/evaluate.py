@@ -1,5 +1,8 @@
 """Test-set evaluation: accuracy and F1, calibration before/after temperature scaling,
-MC-dropout uncertainty, every missing-modality subset, and inference latency."""
+MC-dropout uncertainty, every missing-modality subset, and inference latency.
+
+`metrics.json` holds the headline only (what `dvc exp show` and `dvc metrics diff` list);
+every other number goes to `scores.json`, `uncertainty.json` and `missing_modality.json`."""
 
 from __future__ import annotations
 
@@ -23,13 +26,25 @@ from harfusion.evaluation.calibration import (
     fit_temperature,
     reliability_bins,
 )
-from harfusion.evaluation.metrics import classification_metrics
+from harfusion.evaluation.metrics import classification_metrics, macro_f1_over
 from harfusion.evaluation.plots import attention_figure, reliability_diagram
 from harfusion.models.fusion import FusionModel
 from harfusion.models.masking import nonempty_subsets, subset_mask
 from harfusion.models.model_file import check_fits, load_model
 from harfusion.params import Params
 from harfusion.threads import configure_threads
+
+# The scores of `scores.json` that `metrics.json` repeats as the headline.
+HEADLINE = (
+    "accuracy",
+    "f1_macro",
+    "f1_macro_learnable",
+    "nll_before",
+    "nll_after",
+    "ece_before",
+    "ece_after",
+    "brier_after",
+)
 
 
 @dataclass
@@ -135,6 +150,23 @@ def missing_modality_metrics(
     return results
 
 
+def missing_modality_summary(missing: dict, modalities: tuple[str, ...]) -> float | None:
+    """Mean macro F1 over the subsets that lack exactly one trained modality: how much a model
+    leans on any single sensor. None for a single-modality model (there is no such subset)."""
+    drop_one = len(modalities) - 1
+    scores = [r["f1_macro"] for r in missing.values() if len(r["modalities"]) == drop_one]
+    return float(np.mean(scores)) if scores else None
+
+
+def headline(scores: dict, uncertainty: dict, missing_f1: float | None) -> dict:
+    """The numbers `metrics.json` declares to DVC; one that cannot be had is left out."""
+    metrics = {key: scores[key] for key in HEADLINE} | {
+        "error_auroc": uncertainty["error_auroc_entropy"],
+        "missing_modality_f1": missing_f1,
+    }
+    return {key: value for key, value in metrics.items() if value is not None}
+
+
 def single_modality_confidence(model: FusionModel, loader: DataLoader, classes: int) -> np.ndarray:
     """[classes, M]: mean probability of the true class when only one modality is present."""
     table = np.zeros((classes, len(model.modalities)))
@@ -209,7 +241,7 @@ def _attention_tables(
 
 
 def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) -> dict:
-    """Write every `reports/eval/` file at once (atomically) and return the metrics."""
+    """Write every `reports/eval/` file at once (atomically); return every score."""
     configure_threads(params)
     model, saved = load_model(params, models_dir)
     class_names: list[str] = saved["class_names"]
@@ -219,20 +251,27 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
         check_fits(saved, models_dir / layout.MODEL_FILE, data.splits[split].spec)
     bins = params.evaluate.ece_bins
     test, val = predict(model, test_loader), predict(model, val_loader)
-    metrics, reliability = calibrated_metrics(test, val, class_names, bins)
+    scores, reliability = calibrated_metrics(test, val, class_names, bins)
     # Timings live apart from the metrics so metrics.json is byte-identical across runs.
     latency = latency_ms(
         model, data.splits["test"], params.evaluate.latency_batches, params.evaluate.latency_warmup
     )
-    metrics["parameters"] = sum(p.numel() for p in model.parameters())
-    metrics["test_windows"] = len(test.labels)
-    temperature = metrics["temperature"]
+    trained = data.class_counts("train").tolist()
+    untrained = [name for name, count in zip(class_names, trained, strict=True) if count == 0]
+    learnable = [name for name in class_names if name not in untrained]
+    scores["f1_macro_learnable"] = macro_f1_over(scores["per_class_f1"], learnable)
+    scores["class_names"] = class_names
+    scores["classes_without_training_windows"] = untrained
+    scores["parameters"] = sum(p.numel() for p in model.parameters())
+    scores["test_windows"] = len(test.labels)
+    temperature = scores["temperature"]
     uncertainty = uncertainty_metrics(
         mc_dropout_probs(model, test_loader, params.evaluate.mc_samples, params.seed),
         test.labels,
         bins,
     )
     missing = missing_modality_metrics(model, test_loader, temperature, class_names, bins)
+    metrics = headline(scores, uncertainty, missing_modality_summary(missing, model.modalities))
     attention, per_class = _attention_tables(model, test, test_loader, len(class_names))
     predicted = test.logits.argmax(dim=1).tolist()
     confusion = "actual,predicted\n" + "".join(
@@ -242,7 +281,8 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         _write_json(tmp / layout.METRICS, metrics)
-        _write_json(tmp / layout.LATENCY, latency)
+        _write_json(tmp / layout.SCORES, scores)
+        _write_json(tmp / layout.LATENCY, {"latency_ms": latency["latency_ms_mean"]})
         _write_json(tmp / layout.UNCERTAINTY, uncertainty)
         _write_json(tmp / layout.MISSING_MODALITY, missing)
         _write_json(tmp / layout.RELIABILITY, reliability | {"temperature": temperature})
@@ -256,7 +296,7 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
             params.fusion,
             tmp / layout.ATTENTION_PLOT,
         )
-    return metrics
+    return scores
 
 
 def _write_json(path: Path, payload: dict) -> None:

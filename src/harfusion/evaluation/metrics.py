@@ -30,3 +30,11 @@ def classification_metrics(logits: Tensor, labels: Tensor, class_names: list[str
             for c, f in zip(present.nonzero()[:, 0].tolist(), f1.tolist(), strict=True)
         },
     }
+
+
+def macro_f1_over(per_class_f1: dict[str, float], classes: list[str]) -> float | None:
+    """Macro F1 over those of `classes` that have an F1 (present in the test split); None if
+    none does. With `classes` the ones that had training windows, this is the score of what the
+    model could learn at all."""
+    scores = [per_class_f1[c] for c in classes if c in per_class_f1]
+    return sum(scores) / len(scores) if scores else None

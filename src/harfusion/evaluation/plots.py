@@ -175,3 +175,52 @@ def calibration_change_bars(metrics: dict, path: Path) -> None:
         f"Test calibration before / after temperature scaling (T = {metrics['temperature']:.2f})"
     )
     _save(figure, path)
+
+
+def training_curves(rows: list[dict[str, float]], path: Path) -> None:
+    """Train and validation loss, and validation scores, by epoch; the kept epoch marked."""
+    epochs = [row["epoch"] for row in rows]
+    kept = next(row for row in rows if row["kept"])
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    losses = (("train_loss", "train loss"), ("val_loss", "validation loss"))
+    scores = (("val_f1_macro", "validation macro F1"), ("val_acc", "validation accuracy"))
+    panels = ((axes[0], losses, "loss"), (axes[1], scores, ""))
+    for axis, series, unit in panels:
+        for key, label in series:
+            if all(key in row for row in rows):
+                axis.plot(epochs, [row[key] for row in rows], "o-", markersize=3, label=label)
+                axis.plot(kept["epoch"], kept[key], "D", color="black", markersize=7)
+        axis.axvline(kept["epoch"], color="grey", linestyle="--", linewidth=1)
+        axis.set(xlabel="epoch", ylabel=unit or "score (0–1)")
+        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.legend(fontsize=8)
+    axes[0].set_title(f"Loss by epoch (◆ the kept checkpoint: epoch {kept['epoch']:g})")
+    axes[1].set_title("Validation scores by epoch (◆ the kept epoch)")
+    axes[1].set_ylim(0, 1)
+    _save(figure, path)
+
+
+def confusion_matrices(
+    predictions: dict[str, tuple[list[str], list[str]]], classes: list[str], path: Path
+) -> None:
+    """One test-split confusion matrix per model: colour is the share of the actual class's
+    windows (recall along the diagonal), the number is the window count."""
+    figure, axes = plt.subplots(
+        1, len(predictions), figsize=(7.5 * len(predictions), 0.32 * len(classes) + 3.2)
+    )
+    index = {name: i for i, name in enumerate(classes)}
+    panels = zip(np.atleast_1d(axes), predictions.items(), strict=True)
+    for axis, (title, (actual, predicted)) in panels:
+        counts = np.zeros((len(classes), len(classes)), dtype=int)
+        for a, p in zip(actual, predicted, strict=True):
+            counts[index[a], index[p]] += 1
+        share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        axis.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        for (i, j), count in np.ndenumerate(counts):
+            if count:
+                colour = "white" if share[i, j] > 0.6 else "black"
+                axis.text(j, i, str(count), ha="center", va="center", fontsize=6, color=colour)
+        axis.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=7)
+        axis.set_yticks(range(len(classes)), classes, fontsize=7)
+        axis.set(xlabel="predicted", ylabel="actual", title=f"{title}: test split")
+    _save(figure, path)

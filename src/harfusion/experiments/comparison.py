@@ -2,16 +2,19 @@
 
     harfusion compare [--out reports/comparison]
 
-Built from `dvc exp show --json` outside the per-run pipeline, so one experiment stays one pipeline
-run. It works on whatever subset has finished: configurations without a successful experiment are
-listed as failed, pending or not run, and their figures simply have fewer rows. Experiments named
-`<config>-s<seed>` are averaged per configuration (mean ± sample std over seeds).
+Built from `dvc exp show --json` (the headline metrics) and each experiment's own outputs (scores
+and missing-modality results, read through DVC) outside the per-run pipeline, so one experiment
+stays one pipeline run. It works on whatever subset has finished: configurations without a
+successful experiment are listed as failed, pending or not run, and their figures simply have
+fewer rows. Experiments named `<config>-s<seed>` are averaged per configuration (mean ± sample
+std over seeds).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +24,36 @@ from harfusion import layout
 from harfusion.atomic import atomic_path
 from harfusion.data.pamap2 import MODALITY_LABELS
 from harfusion.experiments.ablations import Ablations, load_ablations, yaml_value
-from harfusion.experiments.comparison_plots import (
-    metric_panels,
-    missing_modality_comparison,
-    overview,
-)
 from harfusion.experiments.dvc_client import (
     BASELINE_METRICS,
     LATENCY,
     METRICS,
     MISSING_MODALITY,
+    SCORES,
     SPLIT_SUMMARY,
     Baseline,
     Experiment,
-    read_output,
+    read_json,
     show,
 )
 
+# Per configuration, mean ± std over seeds of these (the headline metrics, plus two scores).
 HEADLINE = (
     "accuracy",
     "f1_macro",
+    "f1_macro_learnable",
     "f1_weighted",
     "ece_before",
     "ece_after",
     "nll_after",
     "brier_after",
-    "latency_ms_mean",
+    "error_auroc",
+    "missing_modality_f1",
+    "latency_ms",
     "parameters",
 )
+FROM_SCORES = ("f1_weighted", "parameters")  # not headline metrics: from scores.json
+Reader = Callable[[str, str], Any]  # (output path, experiment rev) → its JSON, or None
 SUBSET_METRICS = ("accuracy", "f1_macro", "ece")
 SWEPT = ("fusion", "heads", "chunk_size", "modalities")
 
@@ -59,29 +64,42 @@ def summarize(values: list[float]) -> dict[str, Any]:
     return {"mean": float(np.mean(values)), "std": std, "n": len(values)}
 
 
+def baseline_score(experiment: Experiment, key: str = "f1_macro") -> float | None:
+    """The forest's headline `key` in an experiment (its metrics nest it under `baseline`)."""
+    value = ((experiment.metrics.get(BASELINE_METRICS) or {}).get("baseline") or {}).get(key)
+    return float(value) if isinstance(value, int | float) else None
+
+
 def _baseline_entry(runs: list[Experiment]) -> dict[str, Any] | None:
     """The forest's macro F1 on each run's windows and the deep model's margin over it."""
-    found = [(run.metrics.get(BASELINE_METRICS) or {}).get("f1_macro") for run in runs]
-    scores = [float(score) for score in found if isinstance(score, int | float)]
+    found = [baseline_score(run) for run in runs]
+    scores = [score for score in found if score is not None]
     if len(scores) < len(runs):
         return None
     deep = [run.metrics[METRICS]["f1_macro"] for run in runs]
     return {
-        "model": (runs[0].metrics[BASELINE_METRICS]).get("model"),
+        "model": (runs[0].params.get("baseline") or {}).get("model"),
         "f1_macro": summarize(scores),
         "margin_f1_macro": summarize([d - b for d, b in zip(deep, scores, strict=True)]),
     }
 
 
-def _config_entry(group: str, overrides: dict[str, Any], runs: list[Experiment]) -> dict[str, Any]:
-    metrics = [run.metrics[METRICS] | run.metrics.get(LATENCY, {}) for run in runs]
-    missing = [run.metrics.get(MISSING_MODALITY) or {} for run in runs]
+def _config_entry(
+    group: str, overrides: dict[str, Any], runs: list[Experiment], read: Reader
+) -> dict[str, Any]:
+    metrics = []
+    for run in runs:
+        scores = read(SCORES, run.rev) or {}
+        detail = {key: scores[key] for key in FROM_SCORES if key in scores}
+        metrics.append(run.metrics[METRICS] | run.metrics.get(LATENCY, {}) | detail)
+    missing = [read(MISSING_MODALITY, run.rev) or {} for run in runs]
     subsets = [s for s in missing[0] if all(s in m for m in missing)]
     return {
         "group": group,
         "overrides": overrides,
         "params": {key: runs[0].params.get(key) for key in SWEPT},
         "experiments": [run.name for run in runs],
+        "revs": [run.rev for run in runs],
         "seeds": [run.params.get("seed") for run in runs],
         "metrics": {
             key: summarize([m[key] for m in metrics])
@@ -90,19 +108,26 @@ def _config_entry(group: str, overrides: dict[str, Any], runs: list[Experiment])
         },
         "baseline": _baseline_entry(runs),
         "missing_modality": {
-            # DVC drops the non-numeric "modalities" lists; the key joins them with "+".
-            subset: {"modalities": subset.split("+")}
+            subset: {"modalities": missing[0][subset]["modalities"]}
             | {key: summarize([m[subset][key] for m in missing]) for key in SUBSET_METRICS}
             for subset in subsets
         },
     }
 
 
+def reads_synthetic(params: dict[str, Any]) -> bool:
+    """Whether the run read the synthesize stage's data: `data.raw_dir` is its folder, however
+    spelt, in the params the run used (never assumed from the defaults)."""
+    data = params.get("data") or {}
+    raw, generated = data.get("raw_dir"), (data.get("synthetic") or {}).get("out_dir")
+    return raw is not None and generated is not None and Path(raw) == Path(generated)
+
+
 def protocol(params: dict[str, Any], seeds: list[Any], split: dict[str, Any] | None) -> dict:
     """What was run on what: data source, split and its subjects, training budget, seeds."""
     data = params.get("data") or {}
     synthetic = data.get("synthetic") or {}
-    is_synthetic = data.get("raw_dir") == synthetic.get("out_dir")
+    is_synthetic = reads_synthetic(params)
     return {
         "data_source": "synthetic PAMAP2" if is_synthetic else "PAMAP2-format recordings",
         "raw_dir": data.get("raw_dir"),
@@ -128,9 +153,13 @@ def _relative(path: str | None) -> str | None:
 
 
 def build(
-    ablations: Ablations, baseline: Baseline, split: dict[str, Any] | None = None
+    ablations: Ablations,
+    baseline: Baseline,
+    split: dict[str, Any] | None = None,
+    read: Reader = read_json,
 ) -> dict[str, Any]:
-    """The comparison of every experiment that maps to a configuration of `ablations`."""
+    """The comparison of every experiment that maps to a configuration of `ablations`; `read`
+    fetches an experiment's detail outputs."""
     runs: dict[str, list[Experiment]] = {}
     failed: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
@@ -153,6 +182,7 @@ def build(
             c.group,
             c.overrides,
             sorted(runs[c.name], key=lambda e: (e.params.get("seed") or 0, e.name)),
+            read,
         )
         for c in ablations.configs
         if c.name in runs
@@ -221,6 +251,12 @@ def _baseline(config: dict[str, Any]) -> dict[str, Any] | None:
 
 def write(comparison: dict[str, Any], out_dir: Path) -> dict[str, str]:
     """Write the JSON and every figure there is data for; returns figure key → file name."""
+    from harfusion.experiments.comparison_plots import (  # matplotlib: not for `--help`
+        metric_panels,
+        missing_modality_comparison,
+        overview,
+    )
+
     configs = comparison["configs"]
     figures: dict[str, str] = {}
     with atomic_path(out_dir) as tmp:
@@ -271,8 +307,8 @@ def compare(ablations_path: Path, out: Path) -> None:
         (e for e in baseline.experiments if ablations.resolve(e.name) and METRICS in e.metrics),
         None,
     )
-    text = read_output(SPLIT_SUMMARY, first.rev) if first else None
-    comparison = build(ablations, baseline, json.loads(text) if text else None)
+    split = read_json(SPLIT_SUMMARY, first.rev) if first else None
+    comparison = build(ablations, baseline, split)
     for failure in comparison["failed"]:
         saved = layout.SWEEP_LOGS / f"{failure['name']}.log"  # the sweep's copy
         failure["saved_log"] = saved.as_posix() if saved.is_file() else None
@@ -286,8 +322,18 @@ def compare(ablations_path: Path, out: Path) -> None:
 
 
 def add_arguments(parse: argparse.ArgumentParser) -> None:
-    parse.add_argument("--ablations", type=Path, default=layout.ABLATIONS)
-    parse.add_argument("--out", type=Path, default=layout.COMPARISON)
+    parse.add_argument(
+        "--ablations",
+        type=Path,
+        default=layout.ABLATIONS,
+        help="the configurations experiments are matched to (default: %(default)s)",
+    )
+    parse.add_argument(
+        "--out",
+        type=Path,
+        default=layout.COMPARISON,
+        help="where the JSON and figures go (default: %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ PANELS = (
     ("accuracy", "Accuracy", "fraction of test windows correct"),
     ("f1_macro", "Macro F1", "macro F1 over activities (0–1)"),
     ("ece", "Calibration error (lower is better)", "ECE, 15 bins (0–1)"),
-    ("latency_ms_mean", "Inference latency (lower is better)", "ms per window, batch size 1"),
+    ("latency_ms", "Inference latency (lower is better)", "ms per window, batch size 1"),
 )
 ECE_BARS = (
     ("ece_before", "before temperature scaling"),
@@ -29,7 +29,7 @@ ECE_BARS = (
 
 
 def _save(figure: Figure, path: Path) -> None:
-    figure.savefig(path, dpi=110, bbox_inches="tight")
+    figure.savefig(path, dpi=110, bbox_inches="tight", format="png")  # a temporary's name too
     plt.close(figure)
 
 
@@ -167,4 +167,43 @@ def missing_modality_comparison(
         ncols=len(series),
     )
     figure.suptitle(title)
+    _save(figure, path)
+
+
+def loso_folds(folds: list[dict[str, Any]], title: str, path: Path) -> None:
+    """Leave-one-subject-out, one row per fold (and seed): the deep model's and the baseline's
+    macro F1 over all classes and over the learnable ones, side by side."""
+    labels = [
+        f"test {f['test_subject']} (val {f['val_subject']})"
+        + (f", seed {f['seed']}" if len({g["seed"] for g in folds}) > 1 else "")
+        for f in folds
+    ]
+    y = np.arange(len(folds))
+    figure, axes = plt.subplots(
+        1, 2, figsize=(13, 2.0 + 0.45 * len(folds)), sharey=True, layout="constrained"
+    )
+    panels = (("f1_macro", "all classes"), ("f1_macro_learnable", "learnable classes"))
+    for axis, (key, subtitle) in zip(axes, panels, strict=True):
+        for offset, (prefix, label, colour) in zip(
+            (-0.2, 0.2),
+            (("", "deep model", "tab:blue"), ("baseline_", BASELINE_LABEL, "dimgrey")),
+            strict=True,
+        ):
+            values = [f.get(prefix + key) for f in folds]
+            shown = [(row, v) for row, v in zip(y, values, strict=True) if v is not None]
+            axis.barh(
+                [row + offset for row, _ in shown],
+                [v for _, v in shown],
+                height=0.38,
+                color=colour,
+                label=label,
+            )
+            for row, value in shown:
+                axis.text(value, row + offset, f" {value:.2f}", va="center", fontsize=7)
+        axis.set(xlim=(0, 1.12), xlabel="test macro F1 (0–1)", title=f"Macro F1, {subtitle}")
+        axis.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, labels)
+    axes[0].invert_yaxis()
+    axes[0].legend(loc="lower right")
+    figure.suptitle(f"{title}: each fold's held-out subject")
     _save(figure, path)

@@ -15,10 +15,15 @@ from harfusion import layout
 from harfusion.errors import HarfusionError
 
 # Outputs as DVC names them (`exp show` keys, `api.read` paths): from the project root.
+# Declared metrics (`exp show --json` holds their data):
 METRICS = (layout.EVAL / layout.METRICS).as_posix()
-BASELINE_METRICS = (layout.BASELINE / layout.METRICS).as_posix()
-MISSING_MODALITY = (layout.EVAL / layout.MISSING_MODALITY).as_posix()
+BASELINE_METRICS = (layout.BASELINE / layout.METRICS).as_posix()  # {"baseline": {...}}
 LATENCY = (layout.EVAL / layout.LATENCY).as_posix()
+TRAIN_METRICS = (layout.TRAIN_REPORTS / layout.METRICS).as_posix()
+# The detail, read from each experiment's outputs with `read_output`:
+SCORES = (layout.EVAL / layout.SCORES).as_posix()
+BASELINE_SCORES = (layout.BASELINE / layout.SCORES).as_posix()
+MISSING_MODALITY = (layout.EVAL / layout.MISSING_MODALITY).as_posix()
 SPLIT_SUMMARY = (layout.SPLITS / layout.SPLIT_SUMMARY).as_posix()
 CONFUSION = (layout.EVAL / layout.CONFUSION).as_posix()
 BASELINE_CONFUSION = (layout.BASELINE / layout.CONFUSION).as_posix()
@@ -152,10 +157,23 @@ def queue_status() -> QueueStatus:
 
 
 def read_output(path: str, rev: str) -> str | None:
-    """A DVC-tracked file as it was in `rev` (an experiment), from the local cache; None if gone."""
+    """A DVC-tracked file as it was in `rev` (an experiment), from the local cache (or the DVC
+    remote); None if it cannot be had."""
+    data = read_bytes(path, rev)
+    return None if data is None else data.decode()
+
+
+def read_bytes(path: str, rev: str) -> bytes | None:
+    """`read_output` for any file, a figure too."""
     from dvc.api import read  # slow to import; only the callers that need it pay for it
 
     try:
-        return read(path, repo=".", rev=rev)
+        return read(path, repo=".", rev=rev, mode="rb")
     except Exception:  # missing from the cache, or an older layout: the caller falls back
         return None
+
+
+def read_json(path: str, rev: str) -> Any:
+    """A JSON output of `rev`; None if it cannot be had."""
+    text = read_output(path, rev)
+    return None if text is None else json.loads(text)

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 from harfusion import layout
-from harfusion.atomic import write_text
+from harfusion.atomic import atomic_path, write_text
 from harfusion.data.dat_reader import read_dat
 from harfusion.data.pamap2 import RAW_COLUMNS, TRANSIENT_ACTIVITY, activity_name
 from harfusion.data.preprocess import find_recordings
@@ -38,10 +37,9 @@ from harfusion.experiments.ablations import (
     load_ablations,
     parse_set,
 )
-from harfusion.experiments.comparison import summarize
+from harfusion.experiments.comparison import baseline_score, reads_synthetic, summarize
 from harfusion.experiments.dvc_client import (
     BASELINE_CONFUSION,
-    BASELINE_METRICS,
     BASELINE_WINDOWS,
     CONFUSION,
     METRICS,
@@ -150,6 +148,8 @@ def _scores(
 ) -> tuple[float, float | None, dict[str, float]]:
     """(macro F1 over the classes in `actual`, over the learnable ones among them, per class):
     every window counts; the learnable average takes only those classes' F1."""
+    from sklearn.metrics import f1_score  # 1.5 s to import: not for `--help`
+
     classes = sorted(set(actual) | set(predicted))
     scores = f1_score(actual, predicted, labels=classes, average=None, zero_division=0)
     f1 = {c: float(v) for c, v in zip(classes, scores, strict=True) if c in set(actual)}
@@ -178,12 +178,13 @@ def _pooled(predictions: dict[Any, tuple[list[str], list[str]]], learnable: list
 
 
 def _classes(outputs: dict[str, FoldOutputs], runs: list[Run]) -> tuple[list[str], list[dict]]:
-    """(learnable, excluded): a class is learnable when every finished fold had training windows
-    of it; an excluded one says in which folds it had none and which test subjects hold it."""
+    """(learnable, excluded), among the classes some finished fold tested (the others are in no
+    score): a class is learnable when every finished fold had training windows of it; an
+    excluded one says in which folds it had none and which test subjects hold it."""
     test_subject = {run.name: run.overrides["split.test_subjects"][0] for run in runs}
     counted = {name: out.windows for name, out in outputs.items() if out.windows}
     classes = sorted(
-        {c for windows in counted.values() for split in windows.values() for c in split}
+        {c for windows in counted.values() for c, n in windows["test"].items() if n > 0}
     )
     learnable, excluded = [], []
     for cls in classes:
@@ -224,7 +225,6 @@ def summarize_folds(
         experiment, out = finished[run.name], outputs[run.name]
         seed = run.overrides.get("seed", experiment.params.get("seed"))
         metrics = experiment.metrics[METRICS]
-        baseline = experiment.metrics.get(BASELINE_METRICS) or {}
         row = {
             "experiment": run.name,
             "test_subject": run.overrides["split.test_subjects"][0],
@@ -232,7 +232,7 @@ def summarize_folds(
             "seed": seed,
             "accuracy": metrics["accuracy"],
             "f1_macro": metrics["f1_macro"],
-            "baseline_f1_macro": baseline.get("f1_macro"),
+            "baseline_f1_macro": baseline_score(experiment),
         }
         for model, text in (("deep", out.deep), ("baseline", out.baseline)):
             if text is None:
@@ -298,7 +298,7 @@ def _score(value: float | None) -> str:
 
 def data_source(params: Params) -> str:
     data = params.data
-    if data.raw_dir == data.synthetic.out_dir:
+    if reads_synthetic(params.model_dump()):
         return (
             f"synthetic PAMAP2 (generator seed {data.synthetic.seed}, "
             f"{data.synthetic.seconds_per_activity:g} s per activity and subject)"
@@ -306,11 +306,20 @@ def data_source(params: Params) -> str:
     return f"PAMAP2-format recordings in `{data.raw_dir}`"
 
 
-def markdown(summary: dict[str, Any], config: Config, params: Params, seeds: int) -> str:
-    """`params`: as the folds' experiments ran them (`-S` overrides included)."""
+def _overrides(overrides: dict[str, Any]) -> str:
+    return ", ".join(f"`{key}={json.dumps(value)}`" for key, value in overrides.items()) or "none"
+
+
+def markdown(
+    summary: dict[str, Any], config: Config, params: Params, overrides: dict[str, Any]
+) -> str:
+    """`params`: as the folds' experiments ran them; `overrides`: the configuration's and `-S`'s
+    (the fold's split aside)."""
     subjects = sorted({row["test_subject"] for row in summary["folds"]})
+    seeds = sorted({row["seed"] for row in summary["folds"]})
     pooled = summary["pooled"]
     deep, baseline = pooled.get("deep"), pooled.get("baseline")
+    learnable = summary["learnable_classes"]
     lines = [
         f"# Leave-one-subject-out: {config.name}",
         "",
@@ -318,7 +327,8 @@ def markdown(summary: dict[str, Any], config: Config, params: Params, seeds: int
         "- **Split:** `subject`: each fold tests one subject and validates on the next in the "
         "list; all other subjects train",
         f"- **Test subjects:** {_join(subjects)}",
-        f"- **Seeds:** {seeds} per fold; overrides {json.dumps(config.overrides)}",
+        f"- **Seeds:** {_join(seeds)} (each fold once per seed); **overrides:** "
+        f"{_overrides(overrides)}",
         f"- **Window:** {params.chunk_size} steps; fusion {params.fusion}; modalities "
         f"{_join(params.modalities)}",
         "",
@@ -327,7 +337,7 @@ def markdown(summary: dict[str, Any], config: Config, params: Params, seeds: int
         "|---|---:|---:|",
         f"| all classes | {_mean_std(deep and deep['f1_macro'])} "
         f"| {_mean_std(baseline and baseline['f1_macro'])} |",
-        f"| learnable classes ({_join(summary['learnable_classes']) or 'none'}) "
+        f"| learnable classes ({_join(learnable) or 'none'}) "
         f"| {_mean_std(deep and deep['f1_macro_learnable'])} "
         f"| {_mean_std(baseline and baseline['f1_macro_learnable'])} |",
         f"| per fold | {_mean_std(summary['fold_f1_macro'])} "
@@ -340,6 +350,7 @@ def markdown(summary: dict[str, Any], config: Config, params: Params, seeds: int
         f"| {_score(summary['worst_fold_baseline_f1_macro_learnable'])} |",
         "",
     ]
+    lines += [f"![Macro F1 per fold, both models]({layout.LOSO_FOLDS_PLOT})", ""]
     if summary["excluded_classes"]:
         lines.append("Excluded from the learnable-class score (still in the all-class score):")
         lines += [f"- **{e['class']}**: {e['why']}" for e in summary["excluded_classes"]]
@@ -348,9 +359,13 @@ def markdown(summary: dict[str, Any], config: Config, params: Params, seeds: int
         set(deep["per_class_f1"] if deep else {})
         | set(baseline["per_class_f1"] if baseline else {})
     )
-    lines += ["| class | pooled F1, deep | pooled F1, baseline |", "|---|---:|---:|"]
     lines += [
-        f"| {c} | {_mean_std(deep and deep['per_class_f1'].get(c))} "
+        "| class | learnable | pooled F1, deep | pooled F1, baseline |",
+        "|---|---|---:|---:|",
+    ]
+    lines += [
+        f"| {c} | {'yes' if c in learnable else 'no'} "
+        f"| {_mean_std(deep and deep['per_class_f1'].get(c))} "
         f"| {_mean_std(baseline and baseline['per_class_f1'].get(c))} |"
         for c in classes
     ]
@@ -410,9 +425,20 @@ def add_plan_arguments(parse: argparse.ArgumentParser) -> None:
         type=options.count(1, options.MAX_SUBJECT, "--folds"),
         help="run only the first K folds (a quick check); default: all",
     )
-    parse.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
-    parse.add_argument("--ablations", type=Path, default=layout.ABLATIONS)
-    parse.add_argument("--params", type=Path, default=layout.PARAMS)
+    parse.add_argument(
+        "-S",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra override for every fold, as `dvc exp run -S`",
+    )
+    parse.add_argument(
+        "--ablations", type=Path, default=layout.ABLATIONS, help="where --config is looked up"
+    )
+    parse.add_argument(
+        "--params", type=Path, default=layout.PARAMS, help="the params the overrides apply to"
+    )
     parse.add_argument(
         "--out", type=Path, default=layout.LOSO, help="where loso.json and loso.md go"
     )
@@ -454,16 +480,21 @@ def write_summary(args: argparse.Namespace, planned: Plan, finished: dict[str, E
     summary = summarize_folds(planned.runs, finished, outputs)
     ran = next(finished[r["experiment"]] for r in summary["folds"]).params
     ran_with = Params.model_validate(ran) if ran else planned.params
+    overrides = planned.config.overrides | parse_set(args.set)
     summary["protocol"] = {
         "data_source": data_source(ran_with),
         "raw_dir": ran_with.data.raw_dir,
         "test_subjects": planned.subjects,
-        "seeds": args.seeds,
+        "seeds": sorted({row["seed"] for row in summary["folds"]}),
         "config": planned.config.name,
-        "overrides": planned.config.overrides | parse_set(args.set),
+        "overrides": overrides,
     }
-    text = markdown(summary, planned.config, ran_with, args.seeds)
+    text = markdown(summary, planned.config, ran_with, overrides)
     write_text(args.out / layout.LOSO_JSON, json.dumps(summary, indent=2) + "\n")
+    from harfusion.experiments.comparison_plots import loso_folds  # matplotlib
+
+    with atomic_path(args.out / layout.LOSO_FOLDS_PLOT) as tmp:
+        loso_folds(summary["folds"], f"Leave-one-subject-out: {planned.config.name}", tmp)
     write_text(args.out / layout.LOSO_MARKDOWN, text)
     print(text)
 

@@ -11,14 +11,24 @@ from harfusion.experiments.dvc_client import (
     BASELINE_CONFUSION,
     BASELINE_WINDOWS,
     CONFUSION,
+    MISSING_MODALITY,
+    SCORES,
     SPLIT_SUMMARY,
     Experiment,
     dvc,
 )
 
-# What the comparison, the report and the LOSO summary read besides the metrics files (those
-# come with `types=["metrics"]`): a gathering machine fetches these, not models or tensors.
-SUMMARY_INPUTS = (SPLIT_SUMMARY, CONFUSION, BASELINE_CONFUSION, BASELINE_WINDOWS)
+# What the comparison, the report and the LOSO summary read of every experiment besides the
+# metrics files (those come with `types=["metrics"]`): a gathering machine fetches these, not
+# models or tensors. (The HTML report's figures of its one run are read from the remote.)
+SUMMARY_INPUTS = (
+    SPLIT_SUMMARY,
+    SCORES,
+    MISSING_MODALITY,
+    CONFUSION,
+    BASELINE_CONFUSION,
+    BASELINE_WINDOWS,
+)
 
 
 def default_dvc_remote() -> str | None:

@@ -1,10 +1,12 @@
-"""`reports/report.md`: the ablation results as a CML-style markdown report.
+"""`reports/report.md`, the ablation results as a CML-style markdown report, and
+`reports/report.html`, one self-contained page with one run's data and figures besides.
 
-    harfusion report [--comparison reports/comparison] [--out reports/report.md]
+    harfusion report [--comparison reports/comparison] [--out reports/report.md] [--run NAME]
 
-The protocol comes first (what ran on which data), then a summary of `fusion_comparison.json`, the
-comparison figures as relative image links (`cml comment create` uploads them), and DVC's own
-`--md` tables of params and metrics.
+The markdown's protocol comes first (what ran on which data), then a summary of
+`fusion_comparison.json`, the comparison figures as relative image links (`cml comment create`
+uploads them), and DVC's own `--md` tables of params and metrics. It needs `harfusion compare`;
+the HTML page does not: without experiments it shows the workspace's run alone.
 """
 
 from __future__ import annotations
@@ -20,13 +22,21 @@ from harfusion import layout
 from harfusion.atomic import write_text
 from harfusion.errors import HarfusionError
 from harfusion.experiments.comparison import modality_label
-from harfusion.experiments.dvc_client import LATENCY, METRICS, dvc
+from harfusion.experiments.dvc_client import METRICS, dvc
+from harfusion.experiments.report_html import (
+    Run,
+    embed_images,
+    experiment_run,
+    page,
+    run_section,
+    workspace_run,
+)
 
 PARAM_COLUMNS = r"^(Experiment|fusion|heads|chunk_size|modalities|seed)$"
-_EVAL_FILES = "|".join(re.escape(path) for path in (METRICS, LATENCY))
+# No metric name is in two metrics files, so DVC shows them without their file's name.
 METRIC_COLUMNS = (
-    rf"^(Experiment|(({_EVAL_FILES}):)?"
-    r"(accuracy|f1_macro|f1_weighted|ece_before|ece_after|latency_ms_mean|parameters))$"
+    r"^(Experiment|accuracy|f1_macro|f1_macro_learnable|ece_before|ece_after|"
+    r"missing_modality_f1|latency_ms|baseline\.f1_macro|kept_epoch)$"
 )
 FIGURE_TITLES = {"overview": "All finished configurations"}
 
@@ -103,7 +113,7 @@ def summary_table(comparison: dict[str, Any]) -> list[str]:
             f"| {len(config['experiments'])} | {fmt(m.get('accuracy'))} | {fmt(m.get('f1_macro'))} "
             f"| {fmt(baseline.get('f1_macro'))} | {margin} "
             f"| {fmt(m.get('ece_before'))} → {fmt(m.get('ece_after'))} "
-            f"| {fmt(m.get('latency_ms_mean'), 2)} |"
+            f"| {fmt(m.get('latency_ms'), 2)} |"
         )
     return lines
 
@@ -207,30 +217,138 @@ def render(
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(comparison_dir: Path, out: Path, loso: Path) -> None:
-    """`out` from `comparison_dir`'s JSON and figures, with `loso`'s markdown when it exists."""
+def relink(markdown: str, source: Path, report: Path) -> str:
+    """Image links of a markdown file in `source` made relative to `report`'s folder."""
+
+    def move(match: re.Match[str]) -> str:
+        if re.match(r"^[a-z]+:", match[2]):
+            return match[0]
+        moved = Path(os.path.relpath(source / match[2], report.parent)).as_posix()
+        return f"![{match[1]}]({moved})"
+
+    return re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", move, markdown)
+
+
+def reference_run(comparison: dict[str, Any]) -> Run | None:
+    """The comparison's reference configuration (params.yaml's), else its first finished one."""
+    configs = comparison["configs"]
+    if not configs:
+        return None
+    baseline = comparison["baseline"]["params"]
+    name = next((n for n, c in configs.items() if c["params"] == baseline), next(iter(configs)))
+    config = configs[name]
+    return experiment_run(config["experiments"][0], config["revs"][0])
+
+
+def choose_run(comparison: dict[str, Any] | None, name: str | None) -> Run | None:
+    """`--run`: `workspace`, an experiment's name, or by default the workspace's outputs when
+    they exist, else the comparison's reference experiment."""
+    if name == "workspace" or (name is None and workspace_run()):
+        run = workspace_run()
+        if run is None:
+            raise HarfusionError("--run workspace: no reports/eval/metrics.json; run `dvc repro`")
+        return run
+    if name is None:
+        return reference_run(comparison) if comparison else None
+    from harfusion.experiments.dvc_client import show
+
+    found = show().named({name})
+    if name not in found:
+        raise HarfusionError(f"--run: no experiment {name!r} on this commit (`dvc exp show`)")
+    return experiment_run(name, found[name].rev)
+
+
+def html_report(
+    run: Run | None,
+    comparison: dict[str, Any] | None,
+    comparison_dir: Path,
+    loso: str | None,
+    out: Path,
+) -> str:
+    """The page: the run, then the ablations (the markdown report less DVC's wide tables),
+    then LOSO; `loso`'s image links are relative to `out`."""
+    lines = ["# harfusion report", ""]
+    if run is not None:
+        lines += run_section(run)
+    if comparison is not None:
+        ablations = render(comparison, comparison_dir, out, {}, loso)
+        lines += [f"#{line}" if line.startswith("#") else line for line in ablations.splitlines()]
+    elif loso:
+        lines += [f"#{line}" if line.startswith("#") else line for line in loso.splitlines()]
+    return page("harfusion report", embed_images("\n".join(lines) + "\n", out.parent))
+
+
+def write_report(
+    comparison_dir: Path,
+    out: Path,
+    loso: Path,
+    html_out: Path = layout.REPORT_HTML,
+    run_name: str | None = None,
+) -> None:
+    """`out` from `comparison_dir`'s JSON and figures, with `loso`'s markdown when it exists;
+    `html_out` with one run besides (`choose_run`)."""
     path = comparison_dir / layout.COMPARISON_JSON
-    try:
-        comparison = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise HarfusionError(f"{path}: not found; run `harfusion compare`") from None
-    tables = dvc_tables(comparison) if comparison["configs"] else {}
+    comparison = json.loads(path.read_text()) if path.is_file() else None
     folds = loso.read_text() if loso.exists() else None
-    write_text(out, render(comparison, comparison_dir, out, tables, folds))
-    print(f"report: {out}")
+    run = choose_run(comparison, run_name)
+    if comparison is None and run is None and folds is None:
+        raise HarfusionError(
+            f"nothing to report: no {path} (`harfusion compare`), no LOSO summary and no "
+            "evaluated workspace (`dvc repro`)"
+        )
+    if comparison is not None:
+        tables = dvc_tables(comparison) if comparison["configs"] else {}
+        text = render(
+            comparison, comparison_dir, out, tables, folds and relink(folds, loso.parent, out)
+        )
+        write_text(out, text)
+        print(f"report: {out}")
+    else:
+        print(f"report: no {path}, so no {out} (run `harfusion compare` after a sweep)")
+    write_text(
+        html_out,
+        html_report(
+            run,
+            comparison,
+            comparison_dir,
+            folds and relink(folds, loso.parent, html_out),
+            html_out,
+        ),
+    )
+    print(f"report: {html_out}" + (f" (the run: {run.label})" if run else ""))
 
 
 def add_arguments(parse: argparse.ArgumentParser) -> None:
-    parse.add_argument("--comparison", type=Path, default=layout.COMPARISON)
-    parse.add_argument("--out", type=Path, default=layout.REPORT)
+    parse.add_argument(
+        "--comparison",
+        type=Path,
+        default=layout.COMPARISON,
+        help="the folder `harfusion compare` wrote (default: %(default)s)",
+    )
+    parse.add_argument(
+        "--out", type=Path, default=layout.REPORT, help="the markdown report (default: %(default)s)"
+    )
+    parse.add_argument(
+        "--html",
+        type=Path,
+        default=layout.REPORT_HTML,
+        help="the self-contained HTML report (default: %(default)s)",
+    )
     parse.add_argument(
         "--loso",
         type=Path,
         default=layout.LOSO / layout.LOSO_MARKDOWN,
-        help="included when it exists",
+        help="the LOSO summary, included when it exists (default: %(default)s)",
+    )
+    parse.add_argument(
+        "--run",
+        dest="run_name",  # `run` is the command's function
+        metavar="NAME",
+        help="the run the HTML report shows: `workspace` or an experiment's name (default: the "
+        "workspace after `dvc repro`, else the comparison's reference experiment)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    write_report(args.comparison, args.out, args.loso)
+    write_report(args.comparison, args.out, args.loso, args.html, args.run_name)
     return 0

@@ -39,8 +39,12 @@ def add_plan_arguments(parse: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="extra override for every experiment, as `dvc exp run -S`",
     )
-    parse.add_argument("--ablations", type=Path, default=layout.ABLATIONS)
-    parse.add_argument("--params", type=Path, default=layout.PARAMS)
+    parse.add_argument(
+        "--ablations", type=Path, default=layout.ABLATIONS, help="the configurations' file"
+    )
+    parse.add_argument(
+        "--params", type=Path, default=layout.PARAMS, help="the params the overrides apply to"
+    )
 
 
 def plan(args: argparse.Namespace) -> list[Run]:

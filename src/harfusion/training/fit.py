@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import logging
 import os
 import random
 import shutil
+import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +25,26 @@ from lightning.pytorch.loggers import Logger
 from harfusion.atomic import atomic_path
 from harfusion.data.dataset import ShardWindows
 from harfusion.errors import HarfusionError, refused_torch_file
-from harfusion.layout import MANIFEST, NORM_STATS, RESUME
+from harfusion.layout import EPOCHS, MANIFEST, METRICS, NORM_STATS, RESUME
 from harfusion.models.fusion import channels_for
 from harfusion.models.model_file import architecture, channel_names, save_model
 from harfusion.params import Params
 from harfusion.threads import configure_threads
 from harfusion.training.classifier import FusionClassifier
 from harfusion.training.datamodule import WindowDataModule
+
+
+class _NoAdvert(logging.Filter):
+    """Drops Lightning's tip to install its cloud logger, printed at every fit."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdvert())
+
+
+CHECKPOINTS = "checkpoints"  # in RESUME, beside the fingerprint and DVCLive's log
 
 
 def _precision() -> str:
@@ -46,7 +63,10 @@ def make_trainer(
 ) -> L.Trainer:
     """The Trainer as the train stage configures it; benchmarks override its length."""
     train = params.train
-    if overrides.get("enable_progress_bar", True):
+    # A bar redrawn in place reads only on a terminal; a queued experiment's log has the
+    # checkpoint's one line per epoch instead.
+    overrides.setdefault("enable_progress_bar", sys.stdout.isatty())
+    if overrides["enable_progress_bar"]:
         callbacks = [*callbacks, progress_bar()]
     options: dict[str, Any] = {
         "max_epochs": train.max_epochs,
@@ -59,12 +79,13 @@ def make_trainer(
         "gradient_clip_val": train.gradient_clip_norm,
         "gradient_clip_algorithm": "norm",
         "deterministic": "warn" if torch.cuda.is_available() else True,
-        "limit_train_batches": train.limit_train_batches,
         "callbacks": callbacks,
         "logger": logger,
         "log_every_n_steps": 1,
         "enable_model_summary": True,
     }
+    if train.limit_train_batches != 1.0:  # passing the default makes Lightning say it is used
+        options["limit_train_batches"] = train.limit_train_batches
     try:
         return L.Trainer(**(options | overrides))
     except (MisconfigurationException, ValueError, ImportError) as exc:
@@ -74,6 +95,82 @@ def make_trainer(
             f"train.accelerator={train.accelerator}, train.strategy={train.strategy}, "
             f"train.devices={train.devices}: Lightning cannot run these here ({why})"
         ) from None
+
+
+class KeptCheckpoint(ModelCheckpoint):
+    """The checkpoint best on `train.monitor`, which also prints one line per epoch: its losses
+    and scores, and `kept` when the epoch became the best. A queued experiment's log has no
+    progress bar, and this hook is where an epoch is complete: Lightning calls a checkpoint's
+    epoch-end hook after the LightningModule logged the epoch's train loss, later than any plain
+    callback's."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._reported = self.best_model_score  # a resumed fit's best so far
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        kept = self.best_model_score is not self._reported  # a new best: a new tensor
+        self._reported = self.best_model_score
+        if trainer.is_global_zero:
+            print(epoch_line(trainer, kept), flush=True)
+
+
+def epoch_line(trainer: L.Trainer, kept: bool) -> str:
+    scores = trainer.callback_metrics
+    names = {
+        "train_loss": "train loss",
+        "val_loss": "val loss",
+        "val_acc": "val accuracy",
+        "val_f1_macro": "val macro F1",
+    }
+    parts = [f"{label} {float(scores[key]):.4f}" for key, label in names.items() if key in scores]
+    line = f"train: epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(parts)}"
+    return line + (", kept" if kept else "")
+
+
+def epoch_table(live: Path, kept_epoch: int) -> list[dict[str, Any]]:
+    """One row per epoch from DVCLive's log, which is indexed by step and writes each epoch's
+    number twice (once with the validation scores, once with the train loss): epoch (from 1),
+    every logged value (`train/loss` as `train_loss`), and `kept` (1 for the kept epoch)."""
+    tables = live / "plots" / "metrics"
+    epoch_of = {step: int(float(epoch)) for step, epoch in _tsv(tables / "epoch.tsv")}
+    rows: dict[int, dict[str, Any]] = {}
+    for table in sorted(tables.rglob("*.tsv")):
+        name = table.relative_to(tables).with_suffix("").as_posix().replace("/", "_")
+        if name != "epoch":
+            for step, value in _tsv(table):
+                rows.setdefault(epoch_of[step], {})[name] = float(value)
+    return [
+        {"epoch": epoch + 1, **rows[epoch], "kept": int(epoch + 1 == kept_epoch)}
+        for epoch in sorted(rows)
+    ]
+
+
+def _tsv(path: Path) -> list[tuple[int, str]]:
+    """(step, value) rows of a DVCLive table: step first, the value last (a timestamp may be
+    between)."""
+    _, *rows = path.read_text().splitlines()
+    return [(int(fields[0]), fields[-1]) for fields in (row.split("\t") for row in rows)]
+
+
+def write_training_reports(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
+    """`epochs.csv` (every epoch) and `metrics.json`: the kept epoch and its validation scores,
+    the numbers DVC shows for training."""
+    kept = next(row for row in rows if row["kept"])
+    metrics = {"kept_epoch": kept["epoch"]} | {
+        key: kept[key] for key in ("val_loss", "val_f1_macro") if key in kept
+    }
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    columns.sort(key=lambda c: (c != "epoch", c == "kept", not c.endswith("loss"), c))
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        with (tmp / EPOCHS).open("w", newline="") as out:
+            table = csv.DictWriter(out, columns, lineterminator="\n")
+            table.writeheader()
+            table.writerows(rows)
+        (tmp / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
 
 
 def balanced_class_weights(counts: torch.Tensor) -> torch.Tensor:
@@ -157,7 +254,7 @@ def fingerprint(params: Params, tensor_dir: Path) -> str:
 def _resume_from(params: Params, tensor_dir: Path, work: Path) -> Path | None:
     """`last.ckpt` in `work` if `train.resume` is on and it was trained on the same inputs;
     otherwise `work` is emptied for this run (what a killed run left there is garbage)."""
-    stamp, last = work / "fingerprint", work / "last.ckpt"
+    stamp, last = work / "fingerprint", work / CHECKPOINTS / "last.ckpt"
     current = fingerprint(params, tensor_dir)
     if params.train.resume and last.exists() and stamp.exists() and stamp.read_text() == current:
         return last
@@ -223,12 +320,13 @@ def rewind_log(live: Path, global_step: int) -> None:
 
 
 def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -> dict:
-    """Train, keep the checkpoint best on `train.monitor`, write `models/model.pt`.
+    """Train, keep the checkpoint best on `train.monitor`, write `models/model.pt` and
+    `reports_dir`: `epochs.csv` and the kept epoch's `metrics.json`.
 
     Checkpoints and DVCLive's logs are written into `.resume/train/` (git-ignored) while
     training, not into the stage's outputs: DVC deletes those before a stage runs, `persist: true`
     would cost the stage its run-cache, and an interrupted run must leave `reports/train/` as it
-    was. The logs move into `reports_dir` whole when training ends. With `train.resume`, a killed
+    was. The reports are written from the log when training ends. With `train.resume`, a killed
     run picks up from `last.ckpt`, its logs included, if params and tensors are unchanged (a
     fingerprint guards that); without it, the next run starts the folder anew.
     """
@@ -249,8 +347,12 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
         resumed = restored["epoch"] + 1
         rewind_log(live, restored["global_step"])
     mode = "min" if train.monitor == "val_loss" else "max"
-    checkpoint = ModelCheckpoint(
-        dirpath=work, filename="best", monitor=train.monitor, mode=mode, save_last=train.resume
+    checkpoint = KeptCheckpoint(
+        dirpath=work / CHECKPOINTS,  # empty unless resuming: Lightning warns about any file
+        filename="best",
+        monitor=train.monitor,
+        mode=mode,
+        save_last=train.resume,
     )
     stopping = EarlyStopping(train.monitor, mode=mode, patience=train.patience)
     logger = DVCLiveLogger(
@@ -260,24 +362,29 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
         params, callbacks=[stopping, checkpoint, RandomState(data)], logger=logger
     )
     started = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+    with warnings.catch_warnings():
+        # Lightning 2.6 builds torch's deprecated LeafSpec for every loader it combines: a
+        # FutureWarning per fit that says nothing about this project. Only it is dropped.
+        warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)`", FutureWarning)
+        if resume is not None:  # the folder holds the run's own checkpoints, as it should
+            warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
+        trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     seconds = time.perf_counter() - started
-    if trainer.is_global_zero:
-        with atomic_path(models_dir / "checkpoints" / "best.ckpt") as tmp:
-            shutil.copyfile(checkpoint.best_model_path, tmp)
-        with atomic_path(reports_dir) as tmp:
-            shutil.copytree(live, tmp)
-        shutil.rmtree(work, ignore_errors=True)
     if not trainer.is_global_zero:
         return {}
+    with atomic_path(models_dir / "checkpoints" / "best.ckpt") as tmp:
+        shutil.copyfile(checkpoint.best_model_path, tmp)
     best = torch.load(
         models_dir / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu"
     )
+    kept = write_training_reports(epoch_table(live, best["epoch"] + 1), reports_dir)
+    shutil.rmtree(work, ignore_errors=True)
     state = {
         k.removeprefix("model."): v for k, v in best["state_dict"].items() if k.startswith("model.")
     }
     summary = {
         "epochs": trainer.current_epoch,
+        "kept_epoch": kept["kept_epoch"],
         "monitor": train.monitor,
         f"best_{train.monitor}": float(checkpoint.best_model_score or float("nan")),
         "fit_seconds": round(seconds, 2),
