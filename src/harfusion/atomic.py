@@ -36,7 +36,7 @@ def atomic_path(target: str | Path) -> Generator[Path]:
     shutil.rmtree(tmp)  # the caller decides whether it becomes a file or a directory
     try:
         yield tmp
-        if target.is_dir() and not target.is_symlink():
+        if tmp.is_dir() and not tmp.is_symlink():  # whatever `target` is by now
             _replace_folder(tmp, target)
         else:
             os.replace(tmp, target)
