@@ -324,7 +324,7 @@ def test_an_earlier_finite_checkpoint_is_not_promoted(
     with pytest.raises(HarfusionError, match=r"the training loss became (inf|nan) in epoch 1"):
         fit(params, tensors / "tensors", tensors / "models", tensors / "reports" / "train")
     assert not (tensors / "models").exists()
-    assert (tensors / ".resume" / "train" / "best.ckpt").exists()  # epoch 0's, not promoted
+    assert (tensors / ".resume" / "train" / "checkpoints" / "best.ckpt").exists()  # epoch 0's
 
 
 @pytest.mark.parametrize("damage", ["truncated", "pickled", "foreign"])
@@ -332,8 +332,8 @@ def test_a_damaged_checkpoint_to_resume_is_refused_in_one_line(tensors: Path, da
     """A truncated or malicious `last.ckpt` ended in `Invalid argument` from deep inside."""
     params = Params.model_validate(TINY | {"train": TINY["train"] | {"resume": True}})
     work = tensors / ".resume" / "train"
-    work.mkdir(parents=True)
-    last = work / "last.ckpt"
+    last = work / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
     (work / "fingerprint").write_text(fingerprint(params, tensors / "tensors"))
     if damage == "pickled":
         last.write_bytes(pickle.dumps({"epoch": Runs()}, protocol=2))
@@ -345,7 +345,7 @@ def test_a_damaged_checkpoint_to_resume_is_refused_in_one_line(tensors: Path, da
         fit(params, tensors / "tensors", tensors / "models", tensors / "reports" / "train")
     message = str(info.value)
     assert message.startswith(f"{last}: not a") and "\n" not in message, message
-    assert message.endswith(f"remove {work} (or set train.resume: false) to train afresh")
+    assert message.endswith(f"remove {last.parent} (or set train.resume: false) to train afresh")
     assert "weights_only" not in message
     assert not (tensors / "ran").exists()
 
