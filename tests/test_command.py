@@ -65,3 +65,16 @@ def test_help_answers_within_a_second_and_a_half() -> None:
         check=True,
     ).stdout.splitlines()[-1]
     assert "'torch'" not in loaded and "'dvc'" not in loaded and "'matplotlib'" not in loaded
+
+
+def test_ctrl_c_outside_the_queue_ends_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(args) -> int:
+        raise KeyboardInterrupt
+
+    import harfusion.experiments.comparison as comparison
+
+    monkeypatch.setattr(comparison, "run", interrupted)
+    assert main(["compare"]) == 130
+    assert capsys.readouterr().err == "harfusion: interrupted\n"

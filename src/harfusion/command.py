@@ -69,5 +69,10 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((arg for arg in argv if not arg.startswith("-")), None)
-    args = parser(command if command in COMMANDS else None).parse_args(argv)
-    return exit_on_error(lambda: args.run(args))
+    try:
+        args = parser(command if command in COMMANDS else None).parse_args(argv)
+        return exit_on_error(lambda: args.run(args))
+    except KeyboardInterrupt:  # Ctrl-C while importing, comparing or reporting: no traceback
+        # (sweep and LOSO handle their own signals, saying what goes on in the background)
+        print("harfusion: interrupted", file=sys.stderr)
+        return 130
