@@ -186,10 +186,9 @@ def test_killed_stages_rerun_to_the_uninterrupted_result(clone: Path, tmp_path: 
     ours, theirs = (
         torch.load(c / "models" / "model.pt", weights_only=True) for c in (clone, other)
     )
-    assert ours["state_dict"].keys() == theirs["state_dict"].keys()
-    assert all(
-        torch.equal(ours["state_dict"][k], theirs["state_dict"][k]) for k in ours["state_dict"]
-    )
+    (ours,), (theirs,) = ours["members"], theirs["members"]
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert not (other / RESUME).exists()  # the rerun's training cleared the killed one's
     # Killed while rerunning a stage its run-cache holds (`repro -f`, an interrupted `exp run`):
     # the next repro restores that stage without running it, and restores `tidy`'s output, the

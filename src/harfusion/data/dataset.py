@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
@@ -22,6 +21,7 @@ from torch.utils.data import Dataset, default_collate
 
 from harfusion.data.pamap2 import modality_columns
 from harfusion.data.presence import too_sparse
+from harfusion.data.windows import WindowSpec
 from harfusion.errors import HarfusionError, refused_torch_file
 from harfusion.layout import MANIFEST, NORM_STATS
 
@@ -41,18 +41,6 @@ def load_tensor_shard(path: Path, mmap: bool = False) -> dict:
         ) from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
         raise refused_torch_file(path, "a readable tensor shard", exc) from None
-
-
-@dataclass(frozen=True)
-class WindowSpec:
-    """What a model must agree with in the windows it is applied to (`model_file.check_fits`)."""
-
-    source: str  # the file that says so, named in errors
-    window: int  # steps per window
-    channels: dict[str, int]  # per modality
-    channel_names: dict[str, list[str]] | None = None  # None: the layout does not name them
-    classes: list[int] | None = None  # None: unlabelled windows
-    class_names: list[str] | None = None
 
 
 class Batch(TypedDict):
