@@ -58,7 +58,8 @@ def card_of(saved: dict) -> dict:
 
 
 def card_json(saved: dict) -> str:
-    return json.dumps(card_of(saved), sort_keys=True)
+    """The card as JSON, its mappings in their order (modalities and channels are ordered)."""
+    return json.dumps(card_of(saved))
 
 
 def check_card(saved: object, path: Path | str, what: str = "a harfusion model file") -> dict:
