@@ -17,11 +17,15 @@ import pytest
 import torch
 
 from harfusion.command import main
+from harfusion.data.dat_reader import read_dat
 from harfusion.data.dataset import ShardWindows
 from harfusion.data.pamap2 import RAW_COLUMNS
-from harfusion.data.preprocess import preprocess
+from harfusion.data.preprocess import fill_heart_rate, preprocess
+from harfusion.data.presence import absent_modalities
+from harfusion.data.recording import WindowReader
 from harfusion.data.splits import write_splits
 from harfusion.data.tensorize import tensorize
+from harfusion.data.windows import window_starts
 from harfusion.evaluation.evaluate import evaluate
 from harfusion.inference.export import export
 from harfusion.inference.predict import predict
@@ -66,6 +70,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     fit(PARAMS, root / "tensors", root / "models", root / "reports")
     export(root / "models" / MODEL_FILE, root / "tensors", root / "exports")
     return root
+
+
+def _windows(path: Path, card: dict, stride: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every window of a recording as predict reads it: raw inputs and presence mask."""
+    batches = list(WindowReader(path, card, stride))
+    inputs = {m: np.concatenate([b.inputs[m] for b in batches]) for m in card["modalities"]}
+    return inputs, np.concatenate([b.mask for b in batches])
 
 
 def _predict(*args: str | Path) -> int:
@@ -116,6 +127,49 @@ def test_predict_gives_evaluates_probabilities_on_the_same_windows(trained: Path
                 found += 1
         assert found == len(ours.windows) == sum(rows for _, rows in SEGMENTS) // CHUNK
         np.testing.assert_array_equal(ours.truth, np.repeat([1, 4, 5], [5, 6, 4]))
+
+
+@pytest.mark.parametrize("heart_rate", ["late", "never"])
+def test_reading_a_block_at_a_time_changes_nothing(
+    trained: Path, tmp_path: Path, heart_rate: str
+) -> None:
+    """Windows handed on as blocks arrive (a few rows each here) are the windows of the whole
+    file: the same starts across a gap in the clock, the same presence, heart rate filled and
+    smoothed as preprocess does it to the whole recording, before and after its first reading
+    (or absent where there is none)."""
+    _, saved = load_model(trained / "models" / MODEL_FILE)
+    source = trained / "raw" / "Protocol" / "subject102.dat"
+
+    def edit(number: int, fields: list[str]) -> None:
+        fields[0] = f"{float(fields[0]) + (2.0 if number >= 250 else 0):.2f}"  # a 2 s gap
+        if heart_rate == "never" or number < 150:
+            fields[2] = "NaN"
+        if 400 <= number < 480:  # the chest IMU out for 80 rows
+            for column in range(
+                RAW_COLUMNS.index("chest_temperature_c"), RAW_COLUMNS.index("ankle_temperature_c")
+            ):
+                fields[column] = "NaN"
+
+    recording = _edited(source, tmp_path / "edited.dat", edit)
+    whole, mask = _windows(recording, saved, 16)
+    reader = WindowReader(recording, saved, 16, batch_size=5, block_bytes=2000)
+    batches = list(reader)
+    assert len(batches) > 10 and all(len(b.mask) <= 5 for b in batches)
+    for modality in saved["modalities"]:
+        got = np.concatenate([b.inputs[modality] for b in batches])
+        np.testing.assert_array_equal(got, whole[modality])
+    np.testing.assert_array_equal(np.concatenate([b.mask for b in batches]), mask)
+    # against the whole-file functions tensorize and preprocess use
+    values = read_dat(recording)
+    starts = window_starts(values[:, 0], CHUNK, 16)
+    np.testing.assert_array_equal(reader.windows().starts, starts)
+    rows = starts[:, None] + np.arange(CHUNK)
+    filled = fill_heart_rate(values[:, 2], 25).astype(np.float32)
+    np.testing.assert_array_equal(whole["heart_rate"][..., 0], filled[rows])
+    assert mask[:, 3].all() == (heart_rate == "late") and mask[:, 3].any() == (heart_rate == "late")
+    chest = absent_modalities(values[:, 2:], RAW_COLUMNS[2:], starts, CHUNK)["imu_chest"]
+    assert chest.any()
+    np.testing.assert_array_equal(~mask[:, 1], chest)
 
 
 def test_the_csv_and_the_timeline(trained: Path, tmp_path: Path) -> None:
@@ -178,8 +232,7 @@ def test_a_recording_without_the_hand_imu(
         "for most of them): masked there, as modality dropout trained the model to expect"
     ]
     runtime = open_model(trained / "models" / MODEL_FILE)
-    whole = predict(runtime, source, CHUNK, 0)
-    inputs, mask = whole.windows.batch(0, len(whole.windows))
+    inputs, mask = _windows(source, runtime.card, CHUNK)
     mask[:, 0] = False  # the hand: what modality dropout does to it
     expected = runtime.probabilities(inputs, mask)
     got = np.array(
@@ -361,7 +414,7 @@ def test_a_model_trained_on_real_people_predicts_a_held_out_one(tmp_path: Path) 
     assert abs(f1 - scores["f1_macro"]) <= 0.02
     export(alone, tmp_path / "tensors", tmp_path / "exports")
     onnx_model = open_model(tmp_path / "exports" / ONNX_MODEL)
-    inputs, mask = ours.windows.batch(0, len(ours.windows))
+    inputs, mask = _windows(recording, onnx_model.card, 128)
     np.testing.assert_array_equal(
         onnx_model.probabilities(inputs, mask).argmax(axis=1), ours.probabilities.argmax(axis=1)
     )

@@ -33,7 +33,7 @@ _PARSE = pacsv.ParseOptions(delimiter=" ", quote_char=False, double_quote=False)
 _CONVERT = pacsv.ConvertOptions(
     column_types=dict.fromkeys(RAW_COLUMNS, pa.float64()), null_values=[]
 )
-BLOCK_BYTES = 32 << 20  # what `read_dat_blocks` parses at once: ~60,000 rows
+BLOCK_BYTES = 8 << 20  # what `read_dat_blocks` parses at once: ~18,000 rows
 _LOW = np.array([FIELD_BOUNDS[c][0] for c in RAW_COLUMNS])
 _HIGH = np.array([FIELD_BOUNDS[c][1] for c in RAW_COLUMNS])
 

@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from harfusion.atomic import atomic_path
-from harfusion.data.recording import NO_LABEL, Windows, read_recording
+from harfusion.data.recording import NO_LABEL, WindowReader, Windows
 from harfusion.errors import HarfusionError
+from harfusion.evaluation.metrics import classification_metrics
 from harfusion.experiments.options import count
 from harfusion.inference.runtimes import Runtime, open_model
 from harfusion.layout import MODEL_FILE, MODELS
@@ -118,19 +119,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def predict(runtime: Runtime, path: Path, stride: int, mc_samples: int) -> Prediction:
-    """One recording's windows through the model; the recording refused if it does not fit."""
+    """One recording's windows through the model, a batch at a time as the file is read; the
+    recording refused if it does not fit the model."""
     card = runtime.card
-    recording = read_recording(path, card)
-    check_fits(card, runtime.path, recording.spec)
-    windows = recording.windows(card["window"], stride)
-    _say_missing(windows)
+    reader = WindowReader(path, card, stride, BATCH)
     probabilities, uncertainty = [], []
-    for first in range(0, len(windows), BATCH):
-        inputs, mask = windows.batch(first, first + BATCH)
-        probabilities.append(runtime.probabilities(inputs, mask))
+    for batch in reader:
+        probabilities.append(runtime.probabilities(batch.inputs, batch.mask))
         if mc_samples:
-            mean = runtime.dropout_samples(inputs, mask, mc_samples).mean(axis=0)
+            mean = runtime.dropout_samples(batch.inputs, batch.mask, mc_samples).mean(axis=0)
             uncertainty.append(-(mean * np.log(np.clip(mean, 1e-12, None))).sum(axis=1))
+    recording = reader.recording
+    assert recording is not None
+    check_fits(card, runtime.path, recording.spec)
+    windows = reader.windows()
+    _say_missing(windows)
     return Prediction(
         windows,
         np.concatenate(probabilities),
@@ -203,16 +206,14 @@ def macro_f1(prediction: Prediction, card: dict) -> tuple[int, float | None]:
     over the activities present among them, as evaluate averages over the test split's."""
     if prediction.truth is None:
         return 0, None
-    classes = np.array(card["classes"])
+    classes = card["classes"]
     scored = np.isin(prediction.truth, classes)
     if not scored.any():
         return 0, None
-    from sklearn.metrics import f1_score  # only where there are labels to score
-
-    truth = prediction.truth[scored]
-    predicted = classes[prediction.probabilities[scored].argmax(axis=1)]
-    present = np.unique(truth)
-    return int(scored.sum()), float(f1_score(truth, predicted, labels=present, average="macro"))
+    index = {activity: position for position, activity in enumerate(classes)}
+    labels = np.array([index[int(activity)] for activity in prediction.truth[scored]])
+    scores = classification_metrics(prediction.probabilities[scored], labels, card["class_names"])
+    return int(scored.sum()), scores["f1_macro"]
 
 
 def summary(prediction: Prediction, card: dict) -> str:
