@@ -210,7 +210,7 @@ def main() -> None:
             [sys.executable, __file__, "--child", "predict", *map(str, (model, long, out))]
         )
         rows.append(
-            Row(f"{hours * hour_rows / 360_000:.3g} h, {runtime}: peak RSS vs bare parse",
+            Row(f"{hours * hour_rows / 360_000:.3g} h, {runtime}: peak RSS vs the floor",
                 ours.peak_mb, bare.peak_mb, "MB", f"< {TARGET_MB:g} MB")
         )  # fmt: skip
         print(f"{hours} x {label}, {runtime}: {windows_of(out)} windows in {ours.seconds:.1f} s, "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 import shutil
 import subprocess
 import sys
@@ -280,6 +281,46 @@ def test_onnx_parity_on_the_test_windows(trained: Path) -> None:
     parity = compare(predictor, OnnxModel(trained / "exports" / ONNX_MODEL), test)
     assert parity["windows"] == len(test) > 0
     assert parity["max_abs_difference"] <= 1e-4 and parity["argmax_differs"] == 0
+
+
+PLAIN_PYTHON = """
+import sys
+
+class Plain:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "harfusion"):
+            raise ImportError(f"the README's snippet imported {name}")
+
+sys.meta_path.insert(0, Plain())
+"""
+
+
+def test_the_readmes_snippets_run_in_plain_python(trained: Path, tmp_path: Path) -> None:
+    """The README's "Use a trained model" code: reading predict's CSV, and the ONNX export on
+    ONNX Runtime in at most 10 lines, neither importing torch nor harfusion."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n## Use a trained model\n", 1)[1].split("\n## ", 1)[0]
+    reading, onnx_snippet = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    assert len(onnx_snippet.strip().splitlines()) <= 10
+    recording = trained / "raw" / "Protocol" / "subject101.dat"
+    assert _predict(recording, "--out", tmp_path / "predictions.csv", "--model",
+                    trained / "models" / MODEL_FILE) == 0  # fmt: skip
+    (tmp_path / "exports").mkdir()
+    shutil.copy(trained / "exports" / ONNX_MODEL, tmp_path / "exports" / ONNX_MODEL)
+    for code in (reading, onnx_snippet):
+        done = subprocess.run(
+            [sys.executable, "-c", PLAIN_PYTHON + code],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split()[0 if code is onnx_snippet else 1] in (
+            "lying",
+            "walking",
+            "running",
+        )
 
 
 def _refused(capsys: pytest.CaptureFixture[str], out: Path, *args: str | Path) -> str:
