@@ -69,6 +69,20 @@ def test_a_model_evaluates_the_data_it_was_trained_on(trained: tuple[Path, Path]
     assert saved["channel_names"]["imu_hand"][:3] == [f"hand_acc16_{axis}" for axis in "xyz"]
 
 
+def test_evaluate_rebuilds_the_model_from_its_file_alone(trained: tuple[Path, Path]) -> None:
+    """params.yaml naming another fusion, other modalities and other channel groups changes
+    nothing: the network, its modalities and channels come from the model file (evaluate's
+    stage does not even depend on those params)."""
+    tensors, models = trained
+    dataset = PARAMS.dataset.model_copy(update={"channel_groups": ["acc6"]})
+    other = PARAMS.model_copy(
+        update={"fusion": "early", "modalities": ["heart_rate"], "dataset": dataset}
+    )
+    ours = evaluate(PARAMS, tensors, models, tensors.parent / "eval-params")
+    assert evaluate(other, tensors, models, tensors.parent / "eval-other") == ours
+    assert ours["parameters"] > 0 and ours["class_names"] == ["lying", "walking", "running"]
+
+
 def _refusal(params: Params, tensors: Path, models: Path) -> str:
     out = tensors.parent / "eval-refused"
     with pytest.raises(HarfusionError) as info:
