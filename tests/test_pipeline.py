@@ -245,6 +245,9 @@ def test_repro_outputs(clone: Path) -> None:
         height, width = matplotlib.image.imread(png).shape[:2]
         assert height > 300 and width > 500, png
     assert len(list((clone / "reports").rglob("*.png"))) == 7
+    parity = json.loads((clone / "exports" / "parity.json").read_text())
+    assert parity["windows"] == scores["test_windows"] and parity["argmax_differs"] == 0
+    assert parity["max_abs_difference"] <= 1e-4
 
 
 def _numbers(data: object, path: str = "") -> dict[str, float]:
@@ -295,6 +298,7 @@ def test_chunk_size_reruns_from_tensorize_and_switching_back_uses_the_cache(clon
         "train",
         "baseline",
         "evaluate",
+        "export",
         "analyze",
     ]
     back = run(clone, "uv run dvc exp run -S chunk_size=128")
