@@ -79,6 +79,7 @@ def smoke_clone(target: Path, repro: bool = True) -> Path:
         "train",
         "baseline",
         "evaluate",
+        "export",
         "analyze",
     ]
     return target
