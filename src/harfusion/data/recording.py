@@ -12,7 +12,9 @@ it needs is read and final (heart rate's rolling median looks a few rows ahead),
 rows of windows not yet handed on are kept of the model's channels: memory follows the batch,
 not the recording (ten hours of the default model's channels are 0.4 GB as float32; the file's
 54 columns as float64 1.55 GB). Per row only the clock, the label, heart rate and which sensors
-sent nothing are kept (about 80 MB for ten hours).
+sent nothing are kept (about 80 MB for ten hours). A recording whose heart rate never reads
+(for a model that reads it) is the exception: until a reading comes, every row may still be
+back-filled, so its windows wait, and their rows with them.
 """
 
 from __future__ import annotations
@@ -24,15 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from harfusion.data.dat_reader import BLOCK_BYTES, read_dat_blocks
-from harfusion.data.pamap2 import RAW_COLUMNS, SAMPLE_RATE_HZ, TRANSIENT_ACTIVITY
+from harfusion.data.pamap2 import RAW_COLUMNS, TRANSIENT_ACTIVITY
 from harfusion.data.preprocess import fill_heart_rate
 from harfusion.data.presence import absent_windows, missing_by_modality
-from harfusion.data.windows import (
-    GAP_FACTOR,
-    WindowSpec,
-    no_window_reason,
-    sample_period,
-)
+from harfusion.data.windows import WindowSpec, breaks, no_window_reason, sample_period
 from harfusion.errors import HarfusionError
 
 _TIME, _ACTIVITY, _HR = (RAW_COLUMNS.index(c) for c in RAW_COLUMNS[:3])
@@ -182,9 +179,7 @@ class WindowReader:
     def _find_windows(self, scan_from: int) -> None:
         """Windows whose rows are all read: the runs without a gap, repeated or backward
         timestamp, cut every `stride` rows (`windows.window_starts`, a block at a time)."""
-        clock = self.rows["time"]
-        steps = np.diff(clock[scan_from:])
-        cuts = scan_from + 1 + np.flatnonzero((steps <= 0) | (steps > GAP_FACTOR / SAMPLE_RATE_HZ))
+        cuts = scan_from + 1 + np.flatnonzero(breaks(np.diff(self.rows["time"][scan_from:])))
         for end in [*cuts.tolist(), self.rows.count]:
             while self.next_start + self.length <= end:
                 self.starts.append(self.next_start)

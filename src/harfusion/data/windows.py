@@ -30,11 +30,16 @@ class WindowSpec:
     rate_hz: float | None = None  # measured from the timestamps; None: not measured
 
 
+def breaks(steps: np.ndarray) -> np.ndarray:
+    """bool per step between two rows: whether a window may not span it (a gap, or a repeated
+    or backward timestamp)."""
+    return (steps <= 0) | (steps > GAP_FACTOR / SAMPLE_RATE_HZ)
+
+
 def segments(timestamps: np.ndarray, sessions: np.ndarray | None = None) -> np.ndarray:
     """Bounds of the runs of rows with no gap, no repeated or backward timestamp and no change
     of session: [0, b1, ..., rows]."""
-    steps = np.diff(timestamps)
-    cut = (steps <= 0) | (steps > GAP_FACTOR / SAMPLE_RATE_HZ)
+    cut = breaks(np.diff(timestamps))
     if sessions is not None:
         cut |= sessions[1:] != sessions[:-1]
     return np.concatenate([[0], np.flatnonzero(cut) + 1, [len(timestamps)]])
