@@ -80,6 +80,19 @@ def _windows(path: Path, card: dict, stride: int) -> tuple[dict[str, np.ndarray]
     return inputs, np.concatenate([b.mask for b in batches])
 
 
+def _elsewhere(model: Path, recording: Path, root: Path) -> tuple[Path, Path]:
+    """The model file copied alone into a folder of its own under another name, and the
+    recording gzipped under a name of no PAMAP2 form in another."""
+    alone = root / "shipped" / "my model.pt"
+    alone.parent.mkdir()
+    shutil.copy(model, alone)
+    renamed = root / "incoming" / "tuesday walk.dat.gz"
+    renamed.parent.mkdir()
+    with gzip.open(renamed, "wb") as out:
+        out.write(recording.read_bytes())
+    return alone, renamed
+
+
 def _predict(*args: str | Path) -> int:
     try:
         return main(["predict", *map(str, args)])
@@ -177,13 +190,8 @@ def test_the_csv_and_the_timeline(trained: Path, tmp_path: Path) -> None:
     """One row per window on the recording's own clock; calibrated confidence is the top
     probability; labels where the recording has them; a timeline PNG beside the CSV. Any file
     name in any folder, gzip too, from a model file copied alone."""
-    alone = tmp_path / "elsewhere" / "my model.pt"
-    alone.parent.mkdir()
-    shutil.copy(trained / "models" / MODEL_FILE, alone)
-    recording = tmp_path / "field" / "tuesday walk.dat.gz"
-    recording.parent.mkdir()
-    with gzip.open(recording, "wb") as out:
-        out.write((trained / "raw" / "Protocol" / "subject102.dat").read_bytes())
+    source = trained / "raw" / "Protocol" / "subject102.dat"
+    alone, recording = _elsewhere(trained / "models" / MODEL_FILE, source, tmp_path)
     out = tmp_path / "out" / "walk.csv"
     assert _predict(recording, "--model", alone, "--out", out, "--mc-samples", "3") == 0
     rows = _rows(out)
@@ -438,13 +446,8 @@ def test_a_model_trained_on_real_people_predicts_a_held_out_one(tmp_path: Path) 
     tensorize(tmp_path / "splits", tmp_path / "processed", tmp_path / "tensors", 128, 128, 64)
     fit(params, tmp_path / "tensors", tmp_path / "models", tmp_path / "reports")
     scores = evaluate(params, tmp_path / "tensors", tmp_path / "models", tmp_path / "eval")
-    alone = tmp_path / "shipped" / "har.pt"
-    alone.parent.mkdir()
-    shutil.copy(tmp_path / "models" / MODEL_FILE, alone)
-    recording = tmp_path / "incoming" / "morning session.dat.gz"
-    recording.parent.mkdir()
-    with gzip.open(recording, "wb") as out:
-        out.write((REAL / "Protocol" / "subject101.dat").read_bytes())
+    source = REAL / "Protocol" / "subject101.dat"
+    alone, recording = _elsewhere(tmp_path / "models" / MODEL_FILE, source, tmp_path)
     runtime = open_model(alone)
     ours = predict(runtime, recording, 128, 0)
     from harfusion.inference.predict import macro_f1

@@ -114,15 +114,17 @@ def _card_problem(saved: dict) -> str | None:
         return "'class_names' does not name each class"
     return (
         _normalisation_problem(saved["normalisation"], channels)
+        or _unknown("calibration", saved["calibration"].get("method"), CALIBRATIONS)
         or _calibration_problem(saved["calibration"])
+        or _unknown("ensemble combination", saved["ensemble"].get("combine"), COMBINATIONS)
         or _ensemble_problem(saved["ensemble"])
     )
 
 
 def _normalisation_problem(normalisation: dict, channels: dict[str, int]) -> str | None:
-    method = normalisation.get("method")
-    if method not in NORMALISATIONS:
-        return f"normalisation {method!r}, which this harfusion does not know: update harfusion"
+    unknown = _unknown("normalisation", normalisation.get("method"), NORMALISATIONS)
+    if unknown:
+        return unknown
     for key in ("mean", "std"):
         values = normalisation.get(key)
         if not isinstance(values, dict) or values.keys() != channels.keys():
@@ -136,9 +138,6 @@ def _normalisation_problem(normalisation: dict, channels: dict[str, int]) -> str
 
 
 def _calibration_problem(calibration: dict) -> str | None:
-    method = calibration.get("method")
-    if method not in CALIBRATIONS:
-        return f"calibration {method!r}, which this harfusion does not know: update harfusion"
     temperature = calibration.get("temperature")
     if not _is_number(temperature) or temperature <= 0:
         return f"calibration temperature {temperature!r} is not a positive number"
@@ -146,13 +145,17 @@ def _calibration_problem(calibration: dict) -> str | None:
 
 
 def _ensemble_problem(ensemble: dict) -> str | None:
-    combine = ensemble.get("combine")
-    if combine not in COMBINATIONS:
-        return f"ensemble combination {combine!r}, which this harfusion does not know"
     members = ensemble.get("members")
-    if not isinstance(members, int) or members < 1:
+    if not isinstance(members, int) or isinstance(members, bool) or members < 1:
         return f"ensemble of {members!r} members"
     return None
+
+
+def _unknown(what: str, method: object, known: tuple[str, ...]) -> str | None:
+    """A method a newer harfusion wrote (or a damaged name), if `method` is not `known`."""
+    if method in known:
+        return None
+    return f"{what} {method!r}, which this harfusion does not know: update harfusion"
 
 
 def _finite_numbers(values: Any, count: int) -> bool:
