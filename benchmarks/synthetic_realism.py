@@ -45,7 +45,7 @@ from harfusion.data.pamap2 import (
 )
 from harfusion.data.preprocess import fill_heart_rate, find_recordings
 from harfusion.data.synthetic.generate import generate
-from harfusion.data.tensorize import window_starts
+from harfusion.data.windows import window_starts
 from harfusion.evaluation.baseline import feature_names, make_estimator, window_features
 from harfusion.params import Params, load_params
 from harfusion.threads import usable_cores

@@ -6,10 +6,10 @@ import torch
 from harfusion.evaluation.calibration import (
     brier_score,
     expected_calibration_error,
-    fit_temperature,
     maximum_calibration_error,
     reliability_bins,
 )
+from harfusion.models.calibrator import fit_temperature
 
 
 def test_ece_zero_when_confidence_equals_accuracy() -> None:

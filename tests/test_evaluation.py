@@ -75,7 +75,9 @@ def test_mc_dropout_varies_and_plain_predict_does_not() -> None:
 
 def test_missing_modality_covers_15_subsets_and_really_removes_data() -> None:
     model, loader = _trained("late")
-    results = missing_modality_metrics(model, loader, 1.0, ["a", "b", "c"], bins=15)
+    results = missing_modality_metrics(
+        model, loader, {"temperature": 1.0}, ["a", "b", "c"], bins=15
+    )
     assert len(results) == 15
     assert {tuple(r["modalities"]) for r in results.values()} == set(nonempty_subsets(MODALITIES))
     assert results["imu_ankle"]["accuracy"] >= 0.9  # the ankle carries the class
@@ -143,7 +145,9 @@ def test_the_headline_is_a_few_numbers_and_drops_what_cannot_be_had() -> None:
 
 def test_missing_modality_summary_is_the_mean_with_one_modality_dropped() -> None:
     model, loader = _trained("late")
-    results = missing_modality_metrics(model, loader, 1.0, ["a", "b", "c"], bins=15)
+    results = missing_modality_metrics(
+        model, loader, {"temperature": 1.0}, ["a", "b", "c"], bins=15
+    )
     drop_one = [r["f1_macro"] for r in results.values() if len(r["modalities"]) == 3]
     assert len(drop_one) == 4
     assert missing_modality_summary(results, model.modalities) == pytest.approx(sum(drop_one) / 4)

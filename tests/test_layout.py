@@ -42,6 +42,7 @@ WRITES = {
         layout.ATTENTION_PLOT,
     ),
     "analyze": _in(layout.ANALYSIS, *layout.ANALYSIS_PLOTS),
+    "export": _in(layout.EXPORTS, ""),
 }
 # What each stage reads of another's outputs.
 READS = {
@@ -51,6 +52,7 @@ READS = {
     "train": _in(layout.TENSORS, ""),
     "baseline": _in(layout.TENSORS, ""),
     "evaluate": _in(layout.MODELS, "") | _in(layout.TENSORS, ""),
+    "export": {"uv.lock"} | _in(layout.MODELS, "") | _in(layout.TENSORS, ""),
     "analyze": _in(layout.EVAL, layout.SCORES, layout.MISSING_MODALITY, layout.CONFUSION)
     | _in(layout.BASELINE, layout.CONFUSION)
     | _in(layout.TRAIN_REPORTS, layout.EPOCHS),

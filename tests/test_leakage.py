@@ -25,13 +25,14 @@ from harfusion.data.preprocess import preprocess, read_shard_csv
 from harfusion.data.splits import SPLITS, write_splits
 from harfusion.data.tensorize import tensorize
 from harfusion.evaluation import evaluate as evaluation
-from harfusion.evaluation.calibration import fit_temperature
 from harfusion.layout import MANIFEST, MODEL_FILE, NORM_STATS
-from harfusion.models.fusion import build_model, channels_for
-from harfusion.models.model_file import architecture, channel_names, load_model
+from harfusion.models import calibrator
+from harfusion.models.calibrator import fit_temperature
+from harfusion.models.model_file import load_model
 from harfusion.params import Params, PreprocessParams, SplitParams
 from harfusion.training.datamodule import WindowDataModule
-from tests.helpers import write_recording
+from harfusion.training.fit import fit
+from tests.helpers import TINY, merge, write_recording
 
 CHUNK = 64
 ALL_GROUPS = list(IMU_CHANNEL_GROUPS)  # every column, so served rows are as distinct as raw rows
@@ -230,80 +231,41 @@ def test_changing_val_and_test_rows_leaves_norm_stats_identical(
     assert retensorize("train", one_train_shard) != original  # control: it follows train rows
 
 
-def _predictions(seed: int, n: int, scale: float) -> evaluation.Predictions:
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 3, (n,), generator=generator)
-    logits = torch.randn(n, 3, generator=generator) + 2.0 * torch.nn.functional.one_hot(labels, 3)
-    return evaluation.Predictions(logits * scale, labels, None, None)
-
-
-def test_temperature_ignores_the_test_split() -> None:
-    """calibrated_metrics: any test split gives the same temperature; another val split not."""
-    val, test = _predictions(0, 200, 3.0), _predictions(1, 150, 3.0)
-    names = ["a", "b", "c"]
-    temperature = evaluation.calibrated_metrics(test, val, names, 15)[0]["temperature"]
-    assert temperature == fit_temperature(val.logits, val.labels)
-    for other_test in (_predictions(2, 90, 0.2), _predictions(3, 300, 8.0)):
-        metrics, _ = evaluation.calibrated_metrics(other_test, val, names, 15)
-        assert metrics["temperature"] == temperature
-    changed = evaluation.calibrated_metrics(test, _predictions(4, 200, 0.5), names, 15)[0]
-    assert abs(changed["temperature"] - temperature) > 0.1  # control: it does follow val
-
-
-def _save_untrained_model(params: Params, tensor_dir: Path, models_dir: Path) -> None:
-    """model.pt in training's format; the weights need not be good to trace the data flow."""
-    classes = _manifest(tensor_dir)["classes"]
-    torch.manual_seed(0)
-    model = build_model(params, channels_for(params), len(classes))
-    models_dir.mkdir()
-    torch.save(
-        {
-            "state_dict": model.state_dict(),
-            "classes": classes,
-            "class_names": _manifest(tensor_dir)["class_names"],
-            "channels": channels_for(params),
-            "channel_names": channel_names(params),
-            "window": _manifest(tensor_dir)["chunk_size"],
-            "architecture": architecture(params),
-            "summary": {},
-        },
-        models_dir / MODEL_FILE,
-    )
-
-
-def test_evaluate_fits_temperature_on_validation_logits_only(
+def test_training_fits_the_calibration_on_validation_logits_only(
     shard_split: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Through evaluate(): the temperature fit gets exactly the val split's logits and labels."""
+    """The model file's temperature is fit by training on exactly the validation split's logits
+    of the kept weights; evaluate applies it and fits none, so changing every test window
+    moves the test scores and never the temperature."""
     tensor_dir = shard_split.tensors(CHUNK)
     params = Params.model_validate(
-        {
-            "chunk_size": CHUNK,
-            "fusion": "late",
-            "train": {"cpu_threads": 1},
-            "evaluate": {"mc_samples": 2, "latency_batches": 2, "latency_warmup": 0},
-        }
+        merge(TINY, {"fusion": "late", "train": {"max_epochs": 1, "cpu_threads": 1}})
+        | {"evaluate": {"mc_samples": 2, "latency_batches": 2, "latency_warmup": 0}}
     )
-    _save_untrained_model(params, tensor_dir, tmp_path / "models")
     calls: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def recording_fit(logits: torch.Tensor, labels: torch.Tensor, **kwargs: int) -> float:
         calls.append((logits.clone(), labels.clone()))
         return fit_temperature(logits, labels, **kwargs)
 
-    monkeypatch.setattr(evaluation, "fit_temperature", recording_fit)
-    metrics = evaluation.evaluate(params, tensor_dir, tmp_path / "models", tmp_path / "eval")
+    monkeypatch.setattr(calibrator, "fit_temperature", recording_fit)
+    fit(params, tensor_dir, tmp_path / "models", tmp_path / "reports")
     assert len(calls) == 1
     logits, labels = calls[0]
+    predictor, saved = load_model(tmp_path / "models" / MODEL_FILE)
     data = WindowDataModule(tensor_dir, params)
-    model, _ = load_model(params, tmp_path / "models")
-    val = evaluation.predict(model, data.loader("val"))
-    test = evaluation.predict(model, data.loader("test"))
+    val = evaluation.predict(predictor.ensemble, data.loader("val"))
+    test = evaluation.predict(predictor.ensemble, data.loader("test"))
     assert torch.equal(labels, val.labels)
     torch.testing.assert_close(logits, val.logits)
     assert labels.shape != test.labels.shape or not torch.equal(labels, test.labels)
-    assert metrics["temperature"] == fit_temperature(val.logits, val.labels)
+    temperature = saved["calibration"]["temperature"]
+    assert temperature == fit_temperature(val.logits, val.labels)
+    assert saved["calibration"]["windows"] == len(val.labels)
 
+    monkeypatch.undo()
+    metrics = evaluation.evaluate(params, tensor_dir, tmp_path / "models", tmp_path / "eval")
+    assert metrics["temperature"] == temperature
     # Behaviour: rescale every test shard's features; test metrics move, the temperature not.
     perturbed = tmp_path / "perturbed"
     shutil.copytree(tensor_dir, perturbed)
@@ -314,7 +276,7 @@ def test_evaluate_fits_temperature_on_validation_logits_only(
             torch.save(payload, perturbed / shard["path"])
     again = evaluation.evaluate(params, perturbed, tmp_path / "models", tmp_path / "eval2")
     assert again["nll_before"] != metrics["nll_before"]
-    assert again["temperature"] == metrics["temperature"]
+    assert again["temperature"] == temperature
 
 
 def test_subject_split_keeps_held_out_subjects_out_of_training(subject_split: Pipeline) -> None:

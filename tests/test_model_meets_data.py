@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from harfusion.data.dataset import WindowSpec
 from harfusion.data.loaders import SplitLoaders
 from harfusion.data.preprocess import preprocess
 from harfusion.data.splits import write_splits
 from harfusion.data.tensorize import tensorize
+from harfusion.data.windows import WindowSpec
 from harfusion.errors import HarfusionError
 from harfusion.evaluation.evaluate import evaluate, latency_ms
 from harfusion.layout import LATENCY, MODEL_FILE
-from harfusion.models.model_file import check_fits, load_model
+from harfusion.models.model_card import check_fits
+from harfusion.models.model_file import load_model
 from harfusion.params import Params, PreprocessParams, SplitParams
 from harfusion.training.fit import fit
 from tests.helpers import TINY, merge, write_recording
@@ -59,13 +60,27 @@ def test_a_model_evaluates_the_data_it_was_trained_on(trained: tuple[Path, Path]
     metrics = evaluate(params, tensors, models, out)
     assert metrics["test_windows"] < 1000
     assert np.isfinite(json.loads((out / LATENCY).read_text())["latency_ms"])
-    model, saved = load_model(PARAMS, models)
+    predictor, saved = load_model(models / MODEL_FILE)
     test = SplitLoaders(tensors, PARAMS)
     test.setup()
-    latency = latency_ms(model, test.splits["test"], windows=3, warmup=1000)
+    latency = latency_ms(predictor.ensemble, test.splits["test"], windows=3, warmup=1000)
     assert np.isfinite(latency["latency_ms_mean"]) and latency["latency_windows"] == 3
     assert saved["window"] == 64
     assert saved["channel_names"]["imu_hand"][:3] == [f"hand_acc16_{axis}" for axis in "xyz"]
+
+
+def test_evaluate_rebuilds_the_model_from_its_file_alone(trained: tuple[Path, Path]) -> None:
+    """params.yaml naming another fusion, other modalities and other channel groups changes
+    nothing: the network, its modalities and channels come from the model file (evaluate's
+    stage does not even depend on those params)."""
+    tensors, models = trained
+    dataset = PARAMS.dataset.model_copy(update={"channel_groups": ["acc6"]})
+    other = PARAMS.model_copy(
+        update={"fusion": "early", "modalities": ["heart_rate"], "dataset": dataset}
+    )
+    ours = evaluate(PARAMS, tensors, models, tensors.parent / "eval-params")
+    assert evaluate(other, tensors, models, tensors.parent / "eval-other") == ours
+    assert ours["parameters"] > 0 and ours["class_names"] == ["lying", "walking", "running"]
 
 
 def _refusal(params: Params, tensors: Path, models: Path) -> str:
@@ -113,7 +128,7 @@ def test_a_model_of_other_channels_is_refused(trained: tuple[Path, Path], tmp_pa
 def test_channel_names_are_compared_where_the_data_name_them(trained: tuple[Path, Path]) -> None:
     """What `harfusion predict` meets in a recording: named columns, no labels."""
     _, models = trained
-    _, saved = load_model(PARAMS, models)
+    _, saved = load_model(models / MODEL_FILE)
     names = dict(saved["channel_names"])
     spec = WindowSpec("rec.dat", 64, dict(saved["channels"]), names)
     check_fits(saved, models / MODEL_FILE, spec)  # no classes: not compared
@@ -129,8 +144,8 @@ def test_a_model_with_non_finite_weights_is_refused(
     """A diverged run's weights: evaluate crashed in calibration."""
     tensors, models = trained
     saved = torch.load(models / MODEL_FILE, weights_only=True)
-    name = next(iter(saved["state_dict"]))
-    saved["state_dict"][name] = torch.full_like(saved["state_dict"][name], value)
+    name = next(iter(saved["members"][0]))
+    saved["members"][0][name] = torch.full_like(saved["members"][0][name], value)
     torch.save(saved, tmp_path / MODEL_FILE)
     message = _refusal(PARAMS, tensors, tmp_path)
     assert message.startswith(f"{tmp_path / MODEL_FILE}: 1 weight tensors hold NaN or inf")

@@ -79,6 +79,7 @@ def smoke_clone(target: Path, repro: bool = True) -> Path:
         "train",
         "baseline",
         "evaluate",
+        "export",
         "analyze",
     ]
     return target
@@ -186,10 +187,9 @@ def test_killed_stages_rerun_to_the_uninterrupted_result(clone: Path, tmp_path: 
     ours, theirs = (
         torch.load(c / "models" / "model.pt", weights_only=True) for c in (clone, other)
     )
-    assert ours["state_dict"].keys() == theirs["state_dict"].keys()
-    assert all(
-        torch.equal(ours["state_dict"][k], theirs["state_dict"][k]) for k in ours["state_dict"]
-    )
+    (ours,), (theirs,) = ours["members"], theirs["members"]
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert not (other / RESUME).exists()  # the rerun's training cleared the killed one's
     # Killed while rerunning a stage its run-cache holds (`repro -f`, an interrupted `exp run`):
     # the next repro restores that stage without running it, and restores `tidy`'s output, the
@@ -246,6 +246,9 @@ def test_repro_outputs(clone: Path) -> None:
         height, width = matplotlib.image.imread(png).shape[:2]
         assert height > 300 and width > 500, png
     assert len(list((clone / "reports").rglob("*.png"))) == 7
+    parity = json.loads((clone / "exports" / "parity.json").read_text())
+    assert parity["windows"] == scores["test_windows"] and parity["argmax_differs"] == 0
+    assert parity["max_abs_difference"] <= 1e-4
 
 
 def _numbers(data: object, path: str = "") -> dict[str, float]:
@@ -296,6 +299,7 @@ def test_chunk_size_reruns_from_tensorize_and_switching_back_uses_the_cache(clon
         "train",
         "baseline",
         "evaluate",
+        "export",
         "analyze",
     ]
     back = run(clone, "uv run dvc exp run -S chunk_size=128")

@@ -21,7 +21,7 @@ from harfusion.data.dataset import LegacyNpyWindows, ShardWindows, load_tensor_s
 from harfusion.errors import HarfusionError
 from harfusion.layout import MODEL_FILE
 from harfusion.models.fusion import build_model, channels_for
-from harfusion.models.model_file import architecture, channel_names, load_model
+from harfusion.models.model_file import load_model, model_card
 from harfusion.params import Params
 from harfusion.training.fit import read_checkpoint
 
@@ -330,8 +330,8 @@ def _params() -> Params:
 def test_model_loader_refuses_code(tmp_path: Path, kind: str) -> None:
     marker = tmp_path / "ran"
     _write_payload(tmp_path / MODEL_FILE, marker, kind)
-    with pytest.raises(HarfusionError, match="not a model file this project wrote"):
-        load_model(_params(), tmp_path)
+    with pytest.raises(HarfusionError, match="not a harfusion model file"):
+        load_model(tmp_path / MODEL_FILE)
     assert not marker.exists()
 
 
@@ -340,10 +340,10 @@ def test_model_loader_accepts_a_plain_model(tmp_path: Path) -> None:
     params = _params()
     written = _saved(params)
     torch.save(written, tmp_path / MODEL_FILE)
-    loaded, saved = load_model(params, tmp_path)
+    loaded, saved = load_model(tmp_path / MODEL_FILE)
     assert saved["classes"] == [1, 4, 5]
-    for key, value in written["state_dict"].items():
-        assert torch.equal(loaded.state_dict()[key], value)
+    for key, value in written["members"][0].items():
+        assert torch.equal(loaded.ensemble.members[0].state_dict()[key], value)
 
 
 def test_legacy_npy_refuses_object_arrays(tmp_path: Path) -> None:
@@ -367,7 +367,7 @@ def test_refusals_do_not_pass_on_torchs_advice(tmp_path: Path, kind: str) -> Non
     for name in (MODEL_FILE, "shard.pt", "last.ckpt"):
         _write_payload(tmp_path / name, tmp_path / "ran", kind)
     for load in (
-        lambda: load_model(_params(), tmp_path),
+        lambda: load_model(tmp_path / MODEL_FILE),
         lambda: load_tensor_shard(tmp_path / "shard.pt"),
         lambda: load_tensor_shard(tmp_path / "shard.pt", mmap=True),
         lambda: read_checkpoint(tmp_path / "last.ckpt"),  # a resumed training's
@@ -384,52 +384,92 @@ def test_refusals_do_not_pass_on_torchs_advice(tmp_path: Path, kind: str) -> Non
 
 
 def _saved(params: Params) -> dict:
+    """A model file as training writes it (untrained weights)."""
     model = build_model(params, channels_for(params), 3)
-    return {
-        "state_dict": model.state_dict(),
-        "classes": [1, 4, 5],
-        "class_names": ["lying", "walking", "running"],
-        "channels": channels_for(params),
-        "channel_names": channel_names(params),
-        "window": 64,
-        "architecture": architecture(params),
-        "summary": {"epochs": 1, "best_val_loss": 0.5},
-    }
+    stats = {m: (torch.zeros(c), torch.ones(c)) for m, c in channels_for(params).items()}
+    card = model_card(
+        params,
+        [1, 4, 5],
+        ["lying", "walking", "running"],
+        64,
+        stats,
+        {"method": "temperature", "temperature": 1.5},
+        {"fingerprint": "sha256:0"},
+        {"epochs": 1, "best_val_loss": 0.5},
+    )
+    return card | {"members": [model.state_dict()]}
 
 
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
-        (lambda saved: [1, 2, 3], "holds a list, not a mapping"),
+        (lambda saved: [1, 2, 3], "not a harfusion model file .holds a list, not a mapping"),
+        (lambda saved: {"weights": 1}, "not a harfusion model file .no 'format'"),
         (
             lambda saved: {k: v for k, v in saved.items() if k != "architecture"},
             "no 'architecture'",
         ),
         (lambda saved: saved | {"classes": "1,4,5"}, "'classes' is a str"),
-        (lambda saved: saved | {"state_dict": {"w": [1.0]}}, "'state_dict' is not a mapping"),
-        (lambda saved: saved | {"channels": {"imu_hand": "9"}}, "'channels' is not a positive"),
+        (lambda saved: saved | {"members": [{"w": [1.0]}]}, "a member's weights are not a"),
+        (lambda saved: saved | {"members": []}, "no weights of each member"),
+        (
+            lambda saved: saved | {"channels": saved["channels"] | {"imu_hand": "9"}},
+            "'channels' is not a positive",
+        ),
+        (
+            lambda saved: saved | {"normalisation": saved["normalisation"] | {"std": {}}},
+            "'normalisation' has no std per modality",
+        ),
+        (
+            lambda saved: saved | {"calibration": {"method": "vector", "weights": [1.0]}},
+            "calibration 'vector', which this harfusion does not know: update harfusion",
+        ),
+        (
+            lambda saved: saved | {"calibration": {"method": "temperature", "temperature": 0}},
+            "calibration temperature 0 is not a positive number",
+        ),
+        (
+            lambda saved: saved | {"preprocessing": {"sampling_rate_hz": 100.0}},
+            "no 'heart_rate_median_window'",
+        ),
         (
             lambda saved: saved | {"classes": [1], "class_names": ["lying"]},
             "weights do not fit .*need at least 2 classes",
         ),
         (
-            lambda saved: saved | {"state_dict": dict(list(saved["state_dict"].items())[1:])},
+            lambda saved: saved | {"members": [dict(list(saved["members"][0].items())[1:])]},
             "weights do not fit .*Missing key",
         ),
         (
             lambda saved: saved | {"classes": [1, 4, 5, 6], "class_names": list("abcd")},
             "weights do not fit .*size mismatch",
         ),
+        (
+            lambda saved: {"state_dict": {}, "architecture": {}, "classes": [1, 4]},
+            "model file format 1, older than this harfusion reads .2.: retrain it",
+        ),
+        (
+            lambda saved: saved | {"format_version": 3},
+            "model file format 3, newer than this harfusion reads .2.: update harfusion",
+        ),
     ],
     ids=[
         "list",
+        "foreign",
         "no-arch",
         "classes-str",
         "weights-list",
+        "no-members",
         "channels-str",
+        "no-std",
+        "calibration-unknown",
+        "temperature-0",
+        "preprocessing",
         "one-class",
         "missing",
         "shape",
+        "format-1",
+        "format-3",
     ],
 )
 def test_model_file_of_the_wrong_structure_is_one_line(tmp_path: Path, damage, reason) -> None:
@@ -437,6 +477,6 @@ def test_model_file_of_the_wrong_structure_is_one_line(tmp_path: Path, damage, r
     params = _params()
     torch.save(damage(_saved(params)), tmp_path / MODEL_FILE)
     with pytest.raises(HarfusionError, match=reason) as info:
-        load_model(params, tmp_path)
+        load_model(tmp_path / MODEL_FILE)
     assert "\n" not in str(info.value)
     assert str(info.value).startswith(f"{tmp_path / MODEL_FILE}: ")

@@ -17,7 +17,8 @@ from harfusion.data.dataset import (
 from harfusion.data.pamap2 import MODALITIES, PROCESSED_COLUMNS, SENSOR_COLUMNS
 from harfusion.data.preprocess import preprocess
 from harfusion.data.splits import write_splits
-from harfusion.data.tensorize import _check_finite_stats, tensorize, window_starts
+from harfusion.data.tensorize import _check_finite_stats, tensorize
+from harfusion.data.windows import window_starts
 from harfusion.errors import HarfusionError
 from harfusion.params import Params, PreprocessParams, SplitParams
 from harfusion.training.datamodule import WindowDataModule

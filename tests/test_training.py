@@ -68,12 +68,18 @@ def test_fit_exports_best_model_and_the_kept_epochs_metrics(
         float(row["val_loss"]) == min(float(r["val_loss"]) for r in rows[: i + 1])
         for i, row in enumerate(rows)
     ]
-    model, saved = load_model(params, tensors / "models")
+    predictor, saved = load_model(tensors / "models" / "model.pt")
     assert saved["classes"] == [1, 4, 5]
     assert saved["summary"]["best_val_loss"] == pytest.approx(float(kept["val_loss"]), rel=1e-4)
-    assert not model.training
-    with pytest.raises(HarfusionError, match="dvc repro train"):
-        load_model(params.model_copy(update={"fusion": "early"}), tensors / "models")
+    assert not predictor.training
+    # Lightning's own checkpoint rebuilds the module from itself: hyperparameters as plain data
+    module = FusionClassifier.load_from_checkpoint(
+        tensors / "models" / "checkpoints" / "best.ckpt", map_location="cpu"
+    )
+    assert module.params == params
+    kept_weights = predictor.ensemble.members[0].state_dict()
+    assert kept_weights.keys() == module.model.state_dict().keys()
+    assert all(torch.equal(module.model.state_dict()[k], v) for k, v in kept_weights.items())
 
 
 def test_monitor_val_f1_keeps_the_best_f1_epoch(tensors: Path) -> None:
@@ -148,7 +154,7 @@ def test_fit_is_deterministic(tensors: Path) -> None:
     states = []
     for run in ("a", "b"):
         fit(params, tensors / "tensors", tensors / run, tensors / f"reports-{run}")
-        states.append(torch.load(tensors / run / "model.pt", weights_only=True)["state_dict"])
+        states.append(torch.load(tensors / run / "model.pt", weights_only=True)["members"][0])
     assert states[0].keys() == states[1].keys()
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
@@ -240,7 +246,7 @@ def test_a_killed_training_resumed_gives_the_uninterrupted_result(
     assert summary["resumed_at_epoch"] == killed_at + 1 >= kill_after + 1
     assert summary["epochs"] == 6
     assert not work.exists()  # finished: nothing left to resume
-    _, saved = load_model(params, tensors / "models")
+    _, saved = load_model(tensors / "models" / "model.pt")
     assert saved["summary"]["resumed_at_epoch"] == killed_at + 1
 
     whole = tensors / "uninterrupted"
@@ -255,7 +261,7 @@ def test_a_killed_training_resumed_gives_the_uninterrupted_result(
         for d in (tensors / "models", whole / "models")
     )
     assert all(
-        torch.equal(ours["state_dict"][k], theirs["state_dict"][k]) for k in ours["state_dict"]
+        torch.equal(ours["members"][0][k], theirs["members"][0][k]) for k in ours["members"][0]
     )
     for models, out in ((tensors / "models", tensors / "eval"), (whole / "models", whole / "eval")):
         evaluate(params, tensors / "tensors", models, out)

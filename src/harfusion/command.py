@@ -1,7 +1,7 @@
 """The one `harfusion` command: its subcommands, and one way for all of them to fail (a line
 naming what is at fault, exit status 1).
 
-    harfusion sweep | loso | compare | report | gather ... (`harfusion COMMAND --help`)
+    harfusion sweep | loso | compare | report | predict | gather ... (`harfusion COMMAND --help`)
 
 A subcommand's module (and all it imports: DVC, numpy, matplotlib) is imported only when that
 subcommand runs or shows its help, so `harfusion --help` answers at once.
@@ -39,6 +39,12 @@ COMMANDS = {
         "`reports/report.md`, the ablation results as a CML-style markdown report, and "
         "`reports/report.html`, one self-contained page with one run's data and figures besides.",
     ),
+    "predict": (
+        "harfusion.inference.predict",
+        "Apply a trained model to raw recordings: a CSV with one row per window (its times on "
+        "the recording's own clock, the activity, its calibrated probability and every class's, "
+        "the modalities missing) and a timeline figure per recording.",
+    ),
     "gather": (
         "harfusion.experiments.gather",
         "Gather a sweep or LOSO whose shards ran on other machines, then summarize it as if it "
@@ -51,7 +57,8 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command line; only `command`'s options are defined (and its module imported)."""
     parse = argparse.ArgumentParser(
         prog="harfusion",
-        description="Ablation sweeps, LOSO, comparison and reports over DVC experiments.",
+        description="Ablation sweeps, LOSO, comparison and reports over DVC experiments; "
+        "predictions of a trained model on raw recordings.",
     )
     parse.add_argument("--version", action="version", version=f"%(prog)s {version('harfusion')}")
     commands = parse.add_subparsers(dest="command", required=True, metavar="COMMAND")

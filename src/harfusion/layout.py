@@ -54,6 +54,11 @@ RELIABILITY = "reliability.json"
 CALIBRATION_PLOT = "calibration.png"
 ATTENTION_PLOT = "attention_viz.png"
 
+# export: the model file as ONNX (outside train's `models/`: DVC refuses overlapping outputs)
+EXPORTS = Path("exports")
+ONNX_MODEL = "model.onnx"
+PARITY = "parity.json"  # torch against ONNX Runtime on the test windows
+
 # analyze
 ANALYSIS = Path("reports/analysis")
 ANALYSIS_PLOTS = (

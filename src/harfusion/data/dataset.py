@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
@@ -22,6 +21,7 @@ from torch.utils.data import Dataset, default_collate
 
 from harfusion.data.pamap2 import modality_columns
 from harfusion.data.presence import too_sparse
+from harfusion.data.windows import WindowSpec
 from harfusion.errors import HarfusionError, refused_torch_file
 from harfusion.layout import MANIFEST, NORM_STATS
 
@@ -41,18 +41,6 @@ def load_tensor_shard(path: Path, mmap: bool = False) -> dict:
         ) from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
         raise refused_torch_file(path, "a readable tensor shard", exc) from None
-
-
-@dataclass(frozen=True)
-class WindowSpec:
-    """What a model must agree with in the windows it is applied to (`model_file.check_fits`)."""
-
-    source: str  # the file that says so, named in errors
-    window: int  # steps per window
-    channels: dict[str, int]  # per modality
-    channel_names: dict[str, list[str]] | None = None  # None: the layout does not name them
-    classes: list[int] | None = None  # None: unlabelled windows
-    class_names: list[str] | None = None
 
 
 class Batch(TypedDict):
@@ -76,8 +64,12 @@ class ShardWindows(Dataset):
         modalities: Sequence[str],
         channel_groups: Sequence[str],
         prefetch_shards: bool = True,
+        raw: bool = False,
     ) -> None:
+        """`raw`: the windows in physical units with NaN where a sensor sent nothing, for a
+        model that normalises them itself (`models.predictor`); otherwise normalised."""
         self.tensor_dir = Path(tensor_dir)
+        self.raw = raw
         manifest = json.loads((self.tensor_dir / MANIFEST).read_text())
         stats = json.loads((self.tensor_dir / NORM_STATS).read_text())
         self.modalities = list(modalities)
@@ -177,9 +169,13 @@ class ShardWindows(Dataset):
         return len(self.windows)
 
     def _normalised(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per modality, (x - train mean) / train std with NaN as 0, for rows [..., C_all]."""
+        """Per modality, (x - train mean) / train std with NaN as 0, for rows [..., C_all]
+        (unless `raw`)."""
         inputs = {}
         for modality, columns in self.columns.items():
+            if self.raw:
+                inputs[modality] = windows[..., columns]
+                continue
             mean, std = self.norm[modality]
             values = (windows[..., columns] - mean) / std
             inputs[modality] = torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
@@ -322,11 +318,13 @@ def open_windows(
     modalities: Sequence[str],
     channel_groups: Sequence[str],
     prefetch_shards: bool = True,
+    raw: bool = False,
 ) -> ShardWindows | LegacyNpyWindows:
-    """Tensor shards when a manifest exists, else the legacy `.npy` layout."""
+    """Tensor shards when a manifest exists, else the legacy `.npy` layout (which holds its
+    windows ready for the model: `raw` changes nothing there)."""
     data_dir = Path(data_dir)
     if (data_dir / MANIFEST).exists():
-        return ShardWindows(data_dir, split, modalities, channel_groups, prefetch_shards)
+        return ShardWindows(data_dir, split, modalities, channel_groups, prefetch_shards, raw)
     if split in _legacy_label_files(data_dir):
         return LegacyNpyWindows(data_dir, split, modalities)
     raise HarfusionError(

@@ -33,18 +33,34 @@ def too_sparse(missing: np.ndarray, length: int) -> np.ndarray:
     return missing > MAX_MISSING * length
 
 
-def absent_modalities(
-    features: np.ndarray, columns: Sequence[str], starts: np.ndarray, length: int
-) -> dict[str, np.ndarray]:
-    """Per modality with columns in `columns` (the names of `features`' columns), bool
-    [windows]: the windows starting at `starts`, `length` rows each, that lack it."""
+def missing_by_modality(features: np.ndarray, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per modality with columns in `columns` (the names of `features`' columns), bool [rows]:
+    the rows in which its sensor sent nothing. Rows can be counted a block at a time (predict
+    streams a long recording) and the windows judged afterwards (`absent_windows`)."""
     index = {name: i for i, name in enumerate(columns)}
-    absent = {}
+    missing = {}
     for modality in MODALITIES:
         own = [
             index[c] for c in modality_columns(modality, tuple(IMU_CHANNEL_GROUPS)) if c in index
         ]
         if own:
-            running = np.concatenate([[0], np.cumsum(missing_samples(features, own))])
-            absent[modality] = too_sparse(running[starts + length] - running[starts], length)
-    return absent
+            missing[modality] = missing_samples(features, own)
+    return missing
+
+
+def absent_windows(missing: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """bool [windows]: the windows starting at `starts`, `length` rows each, in which more than
+    `MAX_MISSING` of the rows are `missing`."""
+    running = np.concatenate([[0], np.cumsum(missing)])
+    return too_sparse(running[starts + length] - running[starts], length)
+
+
+def absent_modalities(
+    features: np.ndarray, columns: Sequence[str], starts: np.ndarray, length: int
+) -> dict[str, np.ndarray]:
+    """Per modality with columns in `columns`, bool [windows]: the windows starting at `starts`,
+    `length` rows each, that lack it."""
+    return {
+        modality: absent_windows(rows, starts, length)
+        for modality, rows in missing_by_modality(features, columns).items()
+    }

@@ -1,11 +1,11 @@
 """Turn CSV shards into tensor shards, per-split window indexes and train-only normalisation.
 
 Windows never cross a shard (so never a split), a session (Protocol and Optional are two
-recordings, even when one's clock happens to continue the other's) or a gap in the timestamps: a
-model never sees two recordings glued together. A subject that yields no window is named with
-the reason (too short, repeated timestamps, a clock that is not 100 Hz seconds). Windows in which
-a modality's sensor sent (almost) nothing are listed per split in the manifest, so the dataset
-masks that modality there (`presence`), and counted per subject and activity.
+recordings, even when one's clock happens to continue the other's) or a gap in the timestamps
+(`windows`): a model never sees two recordings glued together. A subject that yields no window
+is named with the reason (too short, repeated timestamps, a clock that is not 100 Hz seconds).
+Windows in which a modality's sensor sent (almost) nothing are listed per split in the manifest,
+so the dataset masks that modality there (`presence`), and counted per subject and activity.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +21,14 @@ import torch
 from tqdm import tqdm
 
 from harfusion.atomic import atomic_path
-from harfusion.data.pamap2 import SAMPLE_RATE_HZ, SENSOR_COLUMNS, activity_name
+from harfusion.data.pamap2 import SENSOR_COLUMNS, activity_name
 from harfusion.data.preprocess import read_shard_csv
 from harfusion.data.presence import MAX_MISSING, absent_modalities
 from harfusion.data.splits import SPLITS
+from harfusion.data.windows import no_window_reason, window_starts
 from harfusion.errors import HarfusionError
 from harfusion.layout import MANIFEST, NORM_STATS
 
-GAP_FACTOR = 1.5  # a step longer than 1.5 sample periods starts a new segment
 _PART = re.compile(r"_part\d+$")
 
 
@@ -41,58 +40,6 @@ def read_split_file(path: Path) -> list[tuple[str, int]]:
             raise HarfusionError(f"{path}:{number}: expected 'path/to/shard.csv,<rows>'")
         entries.append((shard, int(rows)))
     return entries
-
-
-def _segments(timestamps: np.ndarray, sessions: np.ndarray | None) -> np.ndarray:
-    """Bounds of the runs of rows with no gap, no repeated or backward timestamp and no change
-    of session: [0, b1, ..., rows]."""
-    steps = np.diff(timestamps)
-    cut = (steps <= 0) | (steps > GAP_FACTOR / SAMPLE_RATE_HZ)
-    if sessions is not None:
-        cut |= sessions[1:] != sessions[:-1]
-    return np.concatenate([[0], np.flatnonzero(cut) + 1, [len(timestamps)]])
-
-
-def window_starts(
-    timestamps: np.ndarray, chunk_size: int, stride: int, sessions: np.ndarray | None = None
-) -> np.ndarray:
-    """Start rows of every full window that lies inside one gap-free segment of one session."""
-    starts = [
-        np.arange(begin, end - chunk_size + 1, stride)
-        for begin, end in pairwise(_segments(timestamps, sessions))
-        if end - begin >= chunk_size
-    ]
-    return np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
-
-
-def no_window_reason(timestamps: np.ndarray, sessions: np.ndarray, chunk_size: int) -> str:
-    """Why rows with these timestamps hold no window of `chunk_size`, measured from the clock."""
-    rows = len(timestamps)
-    if rows < chunk_size:
-        return f"{rows} rows, fewer than chunk_size={chunk_size}"
-    steps = np.diff(timestamps)
-    repeated = int((steps <= 0).sum())
-    if repeated * 2 > len(steps):
-        return (
-            f"{repeated} of {rows} rows repeat or precede the previous row's timestamp "
-            "(duplicated rows, or a clock that does not advance)"
-        )
-    period = float(np.median(steps[steps > 0]))
-    if period > GAP_FACTOR / SAMPLE_RATE_HZ:
-        unit = (
-            "; a millisecond clock? timestamps must be seconds"
-            if period >= 1
-            else f" ({1 / period:.3g} Hz)"
-        )
-        return (
-            f"timestamps advance {period:.3g} per row{unit}; windows need rows "
-            f"{1 / SAMPLE_RATE_HZ:g} s apart ({SAMPLE_RATE_HZ:g} Hz): resample the recording"
-        )
-    longest = int(np.diff(_segments(timestamps, sessions)).max())
-    return (
-        f"its longest run without a gap, repeated timestamp or change of session is {longest} "
-        f"rows, fewer than chunk_size={chunk_size}"
-    )
 
 
 def _whole(path: Path) -> Path:

@@ -1,4 +1,5 @@
-"""Calibration: ECE / MCE, NLL, Brier, reliability bins and temperature scaling."""
+"""Calibration scores: ECE / MCE, NLL, Brier and reliability bins (the map itself, fitted by
+training and carried by the model file, is `models.calibrator`)."""
 
 from __future__ import annotations
 
@@ -54,22 +55,6 @@ def _binned(probs: Tensor, labels: Tensor, bins: int) -> tuple[Tensor, Tensor, T
         torch.bincount(index, correct, bins) / safe,
         count,
     )
-
-
-def fit_temperature(logits: Tensor, labels: Tensor, max_iter: int = 100) -> float:
-    """One temperature T minimising validation NLL of softmax(logits / T); argmax is unchanged."""
-    log_t = torch.zeros(1, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
-    logits = logits.detach().float()
-
-    def closure() -> Tensor:
-        optimizer.zero_grad()
-        loss = F.cross_entropy(logits / log_t.exp(), labels)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return float(log_t.detach().exp())
 
 
 def calibration_summary(logits: Tensor, labels: Tensor, bins: int) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Test-set evaluation: accuracy and F1, calibration before/after temperature scaling,
+"""Test-set evaluation: accuracy and F1, calibration before/after the model file's temperature,
 MC-dropout uncertainty, every missing-modality subset, and inference latency.
 
 `metrics.json` holds the headline only (what `dvc exp show` and `dvc metrics diff` list);
@@ -23,14 +23,15 @@ from harfusion.data.loaders import SplitLoaders
 from harfusion.evaluation.calibration import (
     calibration_summary,
     expected_calibration_error,
-    fit_temperature,
     reliability_bins,
 )
 from harfusion.evaluation.metrics import classification_metrics, macro_f1_over
 from harfusion.evaluation.plots import attention_figure, reliability_diagram
+from harfusion.models.calibrator import calibrated
 from harfusion.models.fusion import FusionModel
 from harfusion.models.masking import nonempty_subsets, subset_mask
-from harfusion.models.model_file import check_fits, load_model
+from harfusion.models.model_card import check_fits
+from harfusion.models.model_file import load_model
 from harfusion.params import Params
 from harfusion.threads import configure_threads
 
@@ -133,14 +134,14 @@ def uncertainty_metrics(mc_probs: Tensor, labels: Tensor, bins: int) -> dict:
 
 
 def missing_modality_metrics(
-    model: FusionModel, loader: DataLoader, temperature: float, class_names: list[str], bins: int
+    model: FusionModel, loader: DataLoader, calibration: dict, class_names: list[str], bins: int
 ) -> dict:
     """Accuracy, macro F1 and ECE for every non-empty subset of the trained modalities."""
     results = {}
     for present in nonempty_subsets(model.modalities):
         run = predict(model, loader, present)
         metrics = classification_metrics(run.logits, run.labels, class_names)
-        probs = (run.logits / temperature).softmax(dim=1)
+        probs = calibrated(run.logits, calibration).softmax(dim=1)
         results["+".join(present)] = {
             "modalities": list(present),
             "accuracy": metrics["accuracy"],
@@ -201,23 +202,24 @@ def latency_ms(model: FusionModel, dataset, windows: int, warmup: int) -> dict:
 
 
 def calibrated_metrics(
-    test: Predictions, val: Predictions, class_names: list[str], bins: int
+    test: Predictions, val: Predictions, class_names: list[str], bins: int, calibration: dict
 ) -> tuple[dict, dict]:
-    """Metrics before and after a temperature fit on the validation split only."""
-    temperature = fit_temperature(val.logits, val.labels)
+    """Metrics before and after the model file's calibration (fitted on the validation split
+    by training; evaluate applies it as predict does, and never fits one of its own)."""
+    after_logits = calibrated(test.logits, calibration)
     before = calibration_summary(test.logits, test.labels, bins)
-    after = calibration_summary(test.logits / temperature, test.labels, bins)
+    after = calibration_summary(after_logits, test.labels, bins)
     metrics = classification_metrics(test.logits, test.labels, class_names)
     metrics |= {f"{key}_before": value for key, value in before.items()}
     metrics |= {f"{key}_after": value for key, value in after.items()}
-    metrics["temperature"] = temperature
+    metrics["temperature"] = calibration["temperature"]
     metrics["val_nll_before"] = calibration_summary(val.logits, val.labels, bins)["nll"]
-    metrics["val_nll_after"] = calibration_summary(val.logits / temperature, val.labels, bins)[
-        "nll"
-    ]
+    metrics["val_nll_after"] = calibration_summary(
+        calibrated(val.logits, calibration), val.labels, bins
+    )["nll"]
     reliability = {
         "before": reliability_bins(test.logits.softmax(dim=1), test.labels, bins),
-        "after": reliability_bins((test.logits / temperature).softmax(dim=1), test.labels, bins),
+        "after": reliability_bins(after_logits.softmax(dim=1), test.labels, bins),
     }
     return metrics, reliability
 
@@ -241,17 +243,23 @@ def _attention_tables(
 
 
 def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) -> dict:
-    """Write every `reports/eval/` file at once (atomically); return every score."""
+    """Write every `reports/eval/` file at once (atomically); return every score.
+
+    The network, its modalities and channels come from the model file alone; `params.yaml`
+    gives only how to evaluate (and load) it. Where the two must agree, on the windows (their
+    length, channels and classes), `check_fits` refuses a model that does not fit them."""
     configure_threads(params)
-    model, saved = load_model(params, models_dir)
+    path = models_dir / layout.MODEL_FILE
+    predictor, saved = load_model(path)
+    model = predictor.ensemble
     class_names: list[str] = saved["class_names"]
-    data = SplitLoaders(tensor_dir, params)
+    data = SplitLoaders(tensor_dir, as_trained(params, saved))
     test_loader, val_loader = data.loader("test"), data.loader("val")
     for split in ("val", "test"):
-        check_fits(saved, models_dir / layout.MODEL_FILE, data.splits[split].spec)
+        check_fits(saved, path, data.splits[split].spec)
     bins = params.evaluate.ece_bins
     test, val = predict(model, test_loader), predict(model, val_loader)
-    scores, reliability = calibrated_metrics(test, val, class_names, bins)
+    scores, reliability = calibrated_metrics(test, val, class_names, bins, saved["calibration"])
     # Timings live apart from the metrics so metrics.json is byte-identical across runs.
     latency = latency_ms(
         model, data.splits["test"], params.evaluate.latency_batches, params.evaluate.latency_warmup
@@ -266,11 +274,11 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
     scores["test_windows"] = len(test.labels)
     temperature = scores["temperature"]
     uncertainty = uncertainty_metrics(
-        mc_dropout_probs(model, test_loader, params.evaluate.mc_samples, params.seed),
+        mc_dropout_probs(model, test_loader, params.evaluate.mc_samples, saved["params"]["seed"]),
         test.labels,
         bins,
     )
-    missing = missing_modality_metrics(model, test_loader, temperature, class_names, bins)
+    missing = missing_modality_metrics(model, test_loader, saved["calibration"], class_names, bins)
     metrics = headline(scores, uncertainty, missing_modality_summary(missing, model.modalities))
     attention, per_class = _attention_tables(model, test, test_loader, len(class_names))
     predicted = test.logits.argmax(dim=1).tolist()
@@ -297,6 +305,15 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
             tmp / layout.ATTENTION_PLOT,
         )
     return scores
+
+
+def as_trained(params: Params, saved: dict) -> Params:
+    """`params` reading the windows as the model in `saved` was trained to: its modalities (in
+    mask order) and channel groups."""
+    dataset = params.dataset.model_copy(
+        update={"channel_groups": saved["preprocessing"]["channel_groups"]}
+    )
+    return params.model_copy(update={"modalities": saved["modalities"], "dataset": dataset})
 
 
 def _write_json(path: Path, payload: dict) -> None:

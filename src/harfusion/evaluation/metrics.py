@@ -1,33 +1,34 @@
-"""Classification scores that the deep model's evaluation and the forest baseline share, so the
-two `metrics.json` files mean the same thing."""
+"""Classification scores that the deep model's evaluation, the forest baseline and `harfusion
+predict` share, so their F1 means one thing. NumPy only: predict on an ONNX model imports no
+torch, and scikit-learn's or torchmetrics' imports would add 0.5-1 s to every start-up."""
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+import numpy as np
+from numpy.typing import ArrayLike
 
 
-def classification_metrics(logits: Tensor, labels: Tensor, class_names: list[str]) -> dict:
+def classification_metrics(logits: ArrayLike, labels: ArrayLike, class_names: list[str]) -> dict:
     """Accuracy and F1 over the activities present in `labels`: one missing from the test split
-    has no F1 to average. `logits` may be any per-class scores (log-probabilities too). Counted
-    from one confusion matrix rather than with scikit-learn or torchmetrics, whose imports add
-    about 0.5 s to evaluate's start-up (benchmarks/startup.py) and 1.8 s to the baseline's."""
-    predicted = logits.argmax(dim=1)
+    has no F1 to average. `logits` may be any per-class scores (log-probabilities or
+    probabilities too; torch tensors on the CPU as well). Counted from one confusion matrix."""
+    predicted = np.asarray(logits).argmax(axis=1)
+    labels = np.asarray(labels).astype(np.int64)
     classes = len(class_names)
-    confusion = torch.bincount(labels * classes + predicted, minlength=classes**2)
-    confusion = confusion.reshape(classes, classes).double()  # [actual, predicted]
+    confusion = np.bincount(labels * classes + predicted, minlength=classes**2)
+    confusion = confusion.reshape(classes, classes).astype(np.float64)  # [actual, predicted]
     tp = confusion.diagonal()
-    fp, fn, support = confusion.sum(dim=0) - tp, confusion.sum(dim=1) - tp, confusion.sum(dim=1)
+    fp, fn, support = confusion.sum(axis=0) - tp, confusion.sum(axis=1) - tp, confusion.sum(axis=1)
     present = support > 0
-    f1 = (2 * tp / (2 * tp + fp + fn))[present]
+    f1 = (2 * tp / np.maximum(2 * tp + fp + fn, 1))[present]
     weights = support[present]
     return {
-        "accuracy": float((predicted == labels).double().mean()),
+        "accuracy": float((predicted == labels).mean()),
         "f1_macro": float(f1.mean()),
         "f1_weighted": float((f1 * weights).sum() / weights.sum()),
         "per_class_f1": {
-            class_names[c]: f
-            for c, f in zip(present.nonzero()[:, 0].tolist(), f1.tolist(), strict=True)
+            class_names[c]: float(f)
+            for c, f in zip(np.flatnonzero(present).tolist(), f1.tolist(), strict=True)
         },
     }
 

@@ -28,22 +28,50 @@ class FusionClassifier(L.LightningModule):
 
     def __init__(
         self,
-        params: Params,
+        params: Params | dict,
         channels: dict[str, int],
         num_classes: int,
-        class_weights: Tensor | None = None,
-        normalisation: dict[str, tuple[Tensor, Tensor]] | None = None,
+        class_weights: Tensor | list[float] | None = None,
+        normalisation: dict[str, tuple[Tensor, Tensor]]
+        | dict[str, list[list[float]]]
+        | None = None,
     ) -> None:
         """`class_weights`: per-class cross-entropy weights (`train.class_balance: loss`).
         `normalisation`: per modality the train mean and std the inputs were normalised with,
-        which sensor rotation needs to work in physical units (none: inputs are physical)."""
+        which sensor rotation needs to work in physical units (none: inputs are physical).
+
+        The arguments are kept in the checkpoint as plain data (params as a mapping, tensors as
+        lists), so `FusionClassifier.load_from_checkpoint(path)` rebuilds the module from the
+        checkpoint alone, loaded with `weights_only=True`."""
         super().__init__()
-        self.register_buffer("class_weights", class_weights, persistent=False)
+        params = params if isinstance(params, Params) else Params.model_validate(params)
+        stats = {
+            m: [torch.as_tensor(v).tolist() for v in pair]
+            for m, pair in (normalisation or {}).items()
+        }
+        self.save_hyperparameters(
+            {
+                "params": params.model_dump(),
+                "channels": dict(channels),
+                "num_classes": num_classes,
+                "class_weights": None
+                if class_weights is None
+                else torch.as_tensor(class_weights).tolist(),
+                "normalisation": stats or None,
+            },
+            logger=False,
+        )
+        weights = (
+            None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        )
+        self.register_buffer("class_weights", weights, persistent=False)
         self.triads = imu_triads(params.dataset.channel_groups)
         for modality, count in channels.items():
-            mean, std = (normalisation or {}).get(modality, (torch.zeros(count), torch.ones(count)))
-            self.register_buffer(f"mean_{modality}", mean.float(), persistent=False)
-            self.register_buffer(f"std_{modality}", std.float(), persistent=False)
+            mean, std = stats.get(modality, (torch.zeros(count), torch.ones(count)))
+            self.register_buffer(
+                f"mean_{modality}", torch.as_tensor(mean).float(), persistent=False
+            )
+            self.register_buffer(f"std_{modality}", torch.as_tensor(std).float(), persistent=False)
         self.params = params
         self.model = build_model(params, channels, num_classes)
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")

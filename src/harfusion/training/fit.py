@@ -1,4 +1,5 @@
-"""Fit a fusion model with Lightning and export its best weights for evaluation."""
+"""Fit a fusion model with Lightning; write its best weights, calibrated on the validation split,
+as the model file (`models/model.pt`)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ from lightning.pytorch.loggers import Logger
 from harfusion.atomic import atomic_path
 from harfusion.data.dataset import ShardWindows
 from harfusion.errors import HarfusionError, refused_torch_file
-from harfusion.layout import EPOCHS, MANIFEST, METRICS, NORM_STATS, RESUME
-from harfusion.models.fusion import channels_for
-from harfusion.models.model_file import architecture, channel_names, save_model
+from harfusion.layout import EPOCHS, MANIFEST, METRICS, MODEL_FILE, NORM_STATS, RESUME
+from harfusion.models.calibrator import fit_calibration
+from harfusion.models.fusion import build_model, channels_for
+from harfusion.models.model_file import model_card, save_model, training_data
 from harfusion.params import Params
 from harfusion.threads import configure_threads
 from harfusion.training.classifier import FusionClassifier
@@ -391,15 +393,37 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
         "seconds_per_epoch": round(seconds / max(trainer.current_epoch, 1), 3),
         "resumed_at_epoch": resumed,
     }
-    save_model(
-        models_dir,
-        state,
-        classes=data.classes,
-        class_names=data.class_names,
-        channels=channels_for(params),
-        channel_names=channel_names(params),
-        window=data.splits["train"].chunk_size,
-        architecture=architecture(params),
-        summary=summary,
-    )
+    save_model(models_dir / MODEL_FILE, [state], _card(params, data, tensor_dir, state, summary))
     return summary
+
+
+def _card(
+    params: Params, data: WindowDataModule, tensor_dir: Path, state: dict, summary: dict
+) -> dict:
+    """The model file's card: what training knows, and the calibration fit on the validation
+    split with the kept weights (evaluate and predict apply it; neither fits one)."""
+    member = build_model(params, channels_for(params), len(data.classes))
+    member.load_state_dict(state)
+    windows = data.splits["train"]
+    member.to(windows.device if isinstance(windows, ShardWindows) else torch.device("cpu"))
+    calibration = fit_calibration(member, data.loader("val"))
+    if isinstance(windows, ShardWindows):
+        normalisation = windows.norm
+    else:  # the legacy layout's inputs are used as they are
+        normalisation = {
+            m: (torch.zeros(c), torch.ones(c)) for m, c in channels_for(params).items()
+        }
+    manifest = tensor_dir / MANIFEST
+    trained_on = {"raw_dir": params.data.raw_dir, "split": params.split.strategy}
+    if manifest.exists():
+        trained_on |= training_data(tensor_dir, json.loads(manifest.read_text()))
+    return model_card(
+        params,
+        data.classes,
+        data.class_names,
+        windows.chunk_size,
+        {m: (mean.cpu(), std.cpu()) for m, (mean, std) in normalisation.items()},
+        calibration,
+        trained_on,
+        summary,
+    )
