@@ -259,29 +259,6 @@ def _sweep(clone: Path) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.slow
-def test_sweep_restarts_queue_workers_that_died(tmp_path: Path) -> None:
-    """Workers killed right after `dvc queue start`: the tasks stay queued with no live worker,
-    and the sweep's watchdog restarts them instead of polling for ever."""
-    clone = tiny_clone(tmp_path / "harfusion")
-    sweep_run = _sweep(clone)
-    assert sweep_run.stdout is not None
-    try:
-        lines = []
-        for line in sweep_run.stdout:
-            lines.append(line)
-            if "new experiments task queue worker" in line:
-                break
-        assert kill_queue_workers(clone) >= 1, "".join(lines)
-        lines += sweep_run.stdout.readlines()
-        output = "".join(lines)
-        assert sweep_run.wait(timeout=900) == 0, output
-    finally:
-        end_processes_in(clone)
-    assert "no live queue worker while 1 experiment(s) wait; restarting 1 worker(s) (1/3)" in output
-    assert "sweep: all 1 experiments succeeded" in output
-
-
 def _training(clone: Path, timeout: float = 300) -> None:
     """Wait until a queue task of `clone` runs its train stage (its log says so)."""
     deadline = time.monotonic() + timeout
@@ -294,23 +271,39 @@ def _training(clone: Path, timeout: float = 300) -> None:
 
 
 @pytest.mark.slow
-def test_a_training_whose_worker_is_killed_is_queued_again_and_the_sweep_ends(
+def test_a_sweep_outlives_its_workers_dying_while_tasks_wait_and_while_one_trains(
     tmp_path: Path,
 ) -> None:
-    """The worker (and the training it runs) SIGKILLed in the middle of the training: DVC keeps
-    showing the task as running for ever; the sweep notices within its grace, has DVC mark the
-    task failed, queues it once more, and ends with it done."""
+    """Two deaths in one real sweep (one clone, one pipeline run more than a sweep needs):
+    the workers SIGKILLed right after `dvc queue start` leave the task queued with no live
+    worker, and the watchdog restarts them instead of polling for ever; the restarted worker
+    (and the training it runs) SIGKILLed in the middle of the training leaves DVC showing the
+    task as running for ever, and the sweep notices within its grace, has DVC mark the task
+    failed, queues it once more, and ends with it done."""
     clone = tiny_clone(tmp_path / "harfusion")
     sweep_run = _sweep(clone)
+    assert sweep_run.stdout is not None
     try:
+        lines = []
+        for line in sweep_run.stdout:
+            lines.append(line)
+            if "new experiments task queue worker" in line:
+                break
+        assert kill_queue_workers(clone) >= 1, "".join(lines)
+        for line in sweep_run.stdout:
+            lines.append(line)
+            if "restarting 1 worker(s)" in line:
+                break
         _training(clone)
         killed_at = time.monotonic()
-        assert kill_queue_workers(clone) >= 1
-        output, _ = sweep_run.communicate(timeout=900)
+        assert kill_queue_workers(clone) >= 1, "".join(lines)
+        rest, _ = sweep_run.communicate(timeout=900)
         took = time.monotonic() - killed_at
     finally:
         end_processes_in(clone)
+    output = "".join(lines) + rest
     assert sweep_run.returncode == 0, output
+    assert "no live queue worker while 1 experiment(s) wait; restarting 1 worker(s) (1/3)" in output
     assert re.search(
         r"sweep: fusion-early: its queue worker died while it ran \(no process for \d+ s\); "
         r"queueing it again \(once\)",
