@@ -526,13 +526,89 @@ def stability_table(
     return [*lines, ""]
 
 
-def fit_cost(runs: dict) -> list[str]:
-    lines = ["| variant | fits | mean fit seconds | mean epochs |", "|---|---:|---:|---:|"]
-    for variant, found in sorted(runs.items()):
-        seconds = [r.fit_seconds for r in found.values()]
-        epochs = [r.epochs for r in found.values()]
+def one_fold_table(
+    runs: dict, pairs: list[tuple[str, str | None]], test: int, seeds: list[int]
+) -> list[str]:
+    """One fold under different validation subjects: F1 and test ECE per calibrator, mean over
+    seeds (the cross-fit columns only where its members ran)."""
+    names, learnable = learnable_classes(runs)
+    lines = [
+        "| validation | learnable F1 | ECE none | val-T | valk-T | oofk-T | T of val-T "
+        "| T of oofk-T |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for variant, crossfit in pairs:
+        f1s, eces, temps = [], {}, {}
+        for seed in seeds:
+            run = runs[variant][(test, seed, None)]
+            x, y = run.test_of(test)
+            predicted = [names[i] for i in x.argmax(axis=1)]
+            f1s.append(_scores([names[i] for i in y], predicted, learnable)[1])
+            fold = Fold(y, {"none": x}, run.train_counts[y] > 0)
+            _calibrate(fold, "val", (run.val_logits, run.val_labels), x, ("T",))
+            _calibrate(
+                fold, "valk", trained(run.val_logits, run.val_labels, run.train_counts), x, ("T",)
+            )
+            members = crossfit_members(runs.get(crossfit or "", {}), test, seed)
+            if members:
+                _calibrate(fold, "oofk", oof_pool(members, test, True), x, ("T",))
+            for name, logits in fold.logits.items():
+                eces.setdefault(name, []).append(_ece(logits, y))
+            for name, value in fold.temperatures.items():
+                temps.setdefault(name, []).append(value)
+        cell = lambda d, k, f: f.format(np.mean(d[k])) if k in d else "–"  # noqa: E731
+        val = ", ".join(map(str, sorted(set(runs[variant][(test, seeds[0], None)].val_subjects))))
         lines.append(
-            f"| {variant} | {len(found)} | {np.mean(seconds):.1f} | {np.mean(epochs):.1f} |"
+            f"| {val} | {np.mean(f1s):.3f} | {cell(eces, 'none', '{:.3f}')} "
+            f"| {cell(eces, 'val-T', '{:.3f}')} | {cell(eces, 'valk-T', '{:.3f}')} "
+            f"| {cell(eces, 'oofk-T', '{:.3f}')} | {cell(temps, 'val-T', '{:.2f}')} "
+            f"| {cell(temps, 'oofk-T', '{:.2f}')} |"
+        )
+    return [*lines, ""]
+
+
+def cap_table(runs: dict, seeds: list[int]) -> list[str]:
+    """Per fold: learnable F1 as trained, and its ceiling with every window of a trained class
+    right (the windows of untrained classes keep the model's prediction)."""
+    names, learnable = learnable_classes(runs)
+    lines = [
+        "| fold | learnable F1 | ceiling | untrained-class windows | where they went (all seeds) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for test in TESTED:
+        real, caps, went = [], [], {}
+        for seed in seeds:
+            run = runs["base"][(test, seed, None)]
+            x, y = run.test_of(test)
+            predicted = x.argmax(axis=1)
+            known = run.train_counts[y] > 0
+            actual = [names[i] for i in y]
+            real.append(_scores(actual, [names[i] for i in predicted], learnable)[1])
+            oracle = np.where(known, y, predicted)
+            caps.append(_scores(actual, [names[i] for i in oracle], learnable)[1])
+            for i in np.flatnonzero(~known):
+                key = f"{names[y[i]]} → {names[predicted[i]]}"
+                went[key] = went.get(key, 0) + 1
+        top = ", ".join(f"{k} {v}" for k, v in sorted(went.items(), key=lambda kv: -kv[1])[:4])
+        lines.append(
+            f"| {test} | {np.mean(real):.3f} | {np.mean(caps):.3f} | {int((~known).sum())} "
+            f"of {len(y)} | {top or '–'} |"
+        )
+    return [*lines, ""]
+
+
+def fit_cost(runs: dict) -> list[str]:
+    """Fit seconds (one thread, on a machine shared with other work: only roughly comparable)."""
+    lines = [
+        "| variant | fits | mean fit seconds | mean epochs | seconds per epoch |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for variant, found in sorted(runs.items()):
+        seconds = np.array([r.fit_seconds for r in found.values()])
+        epochs = np.array([r.epochs for r in found.values()])
+        lines.append(
+            f"| {variant} | {len(found)} | {seconds.mean():.1f} | {epochs.mean():.1f} "
+            f"| {np.mean(seconds / np.maximum(epochs, 1)):.2f} |"
         )
     return [*lines, ""]
 
@@ -575,6 +651,12 @@ def _crossfit_seeds(runs: dict, variant: str) -> list[int]:
     found = runs.get(variant, {})
     seeds = sorted({s for (_, s, _) in found})
     return [s for s in seeds if all(len(crossfit_members(found, t, s)) == 5 for t in TESTED)]
+
+
+def _crossfit_seeds_for(runs: dict, variant: str, test: int) -> list[int]:
+    found = runs.get(variant, {})
+    seeds = sorted({s for (_, s, _) in found})
+    return [s for s in seeds if len(crossfit_members(found, test, s)) == 5]
 
 
 def _groups(seeds: list[int], size: int) -> list[list[int]]:
@@ -626,13 +708,53 @@ def sections(
         lines += ["### A5. The default model + its 5 cross-fit members, seeds 1-3", ""]
         lines += calibration_table(both, CROSSFIT_CALIBRATORS, rng)
         stability.append(("default + its cross-fit members (6)", both, "seeds 1-3"))
+    chunk_seeds = _seeds_done(runs, "chunk1024")
+    if chunk_seeds[:3] == [1, 2, 3]:
+        crossfit = "chunk1024_crossfit"
+        crossfit = crossfit if _crossfit_seeds(runs, crossfit)[:3] == [1, 2, 3] else None
+        chunk = single(runs, "chunk1024", [1, 2, 3], crossfit, detail=False)
+        names = [
+            c for c in ("val-T", "valk-T", "oofk-T", "oofk+valk-T") if c in chunk[(0, 101)].logits
+        ]
+        lines += ["### A6. Windows of 1024 steps (one model per fold), seeds 1-3", ""]
+        lines += calibration_table(chunk, names, rng)
+        lines += fold_table(chunk, names, [n for n in names if n != "val-T"])
+        groups = _groups(chunk_seeds, 3)
+        if len(groups) == 3:
+            ensemble_system = seed_ensemble(runs, "chunk1024", groups)
+            lines += [f"### A7. Windows of 1024 steps, seed ensembles of 3 ({groups})", ""]
+            lines += calibration_table(ensemble_system, ENSEMBLE_CALIBRATORS, rng)
+            lines += fold_table(ensemble_system, ["val-T", "valk-T"], ["valk-T"])
     for variant in ("recnorm", "recnorm_triad", "recnorm_mag", "chunk1024", "val2"):
-        seeds = _seeds_done(runs, variant)[:3]
-        if seeds:
+        seeds = _seeds_done(runs, variant)
+        if seeds[:3] == [1, 2, 3]:
+            system = single(runs, variant, [1, 2, 3], None, detail=False)
+            stability.append((variant, system, "seeds 1-3"))
+        if len(seeds) > 3:
             system = single(runs, variant, seeds, None, detail=False)
-            stability.append((variant, system, f"seeds {', '.join(map(str, seeds))}"))
+            stability.append((variant, system, f"seeds {seeds[0]}-{seeds[-1]}"))
+        for k in (3, 5):
+            groups = _groups(seeds, k)
+            if len(groups) == 3:
+                system = seed_ensemble(runs, variant, groups)
+                stability.append((f"{variant}, seed ensemble, K={k}", system, str(groups)))
     lines += ["### B. Stability across people", ""]
     lines += stability_table(stability, class_names, learnable)
+    lines += [
+        f"### B2. What caps fold 107 (default model, seeds {base_seeds[0]}-{base_seeds[-1]})",
+        "",
+    ]
+    lines += cap_table(runs, base_seeds)
+    seeds_109 = [s for s in (1, 2, 3) if (108, s, None) in runs.get("base_val109", {})]
+    crossfit_109 = _crossfit_seeds_for(runs, "crossfit_val109", 108)[:3]
+    if seeds_109 == crossfit_109 == [1, 2, 3]:
+        lines += [
+            "### C. Fold 108 validated on 101 (the protocol) or on 109 (one activity only)",
+            "",
+        ]
+        lines += one_fold_table(
+            runs, [("base", "crossfit"), ("base_val109", "crossfit_val109")], 108, [1, 2, 3]
+        )
     lines += ["### Fit cost (one thread, shared machine)", ""]
     lines += fit_cost(runs)
     return lines

@@ -18,7 +18,9 @@ Variants (how the folds' models are trained):
 - recnorm / recnorm_triad / recnorm_mag: each recording (subject) standardised by its own
   per-channel mean and std (triad: one std per 3-axis sensor, so a rotation stays a rotation;
   mag: only the magnetometers' means subtracted), no labels used;
-- chunk1024: windows of 1024 steps; and combinations (`+`).
+- chunk1024 (and chunk1024_crossfit): windows of 1024 steps;
+- base_val109 / crossfit_val109 (with `--tests 108`): 108's fold validated on 109, who holds one
+  activity only, to see how each calibrator copes with a one-class validation subject.
 """
 
 from __future__ import annotations
@@ -34,30 +36,37 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-RAW = Path("/work/shared/pamap2_dev")
+RAW = ROOT.parent / "shared" / "pamap2_dev"  # real recordings, never copied into the repo
 WORK = ROOT / ".bench" / "calibration"
 SUBJECTS = [101, 103, 104, 106, 107, 108, 109]
 TESTED = [101, 103, 104, 106, 107, 108]
 
-# variant → (param overrides, input normalisation, split design)
-VARIANTS: dict[str, tuple[dict, str | None, str]] = {
-    "base": ({}, None, "fold"),
-    "crossfit": ({}, None, "crossfit"),
-    "val2": ({}, None, "val2"),
-    "recnorm": ({}, "channel", "fold"),
-    "recnorm_triad": ({}, "triad", "fold"),
-    "recnorm_mag": ({}, "mag", "fold"),
-    "chunk1024": ({"chunk_size": 1024}, None, "fold"),
-    "chunk1024+recnorm": ({"chunk_size": 1024}, "channel", "fold"),
-    "chunk1024+crossfit": ({"chunk_size": 1024}, None, "crossfit"),
-    "recnorm+crossfit": ({}, "channel", "crossfit"),
-    "recnorm_triad+crossfit": ({}, "triad", "crossfit"),
+
+class Variant(NamedTuple):
+    overrides: dict  # params
+    norm: str | None = None  # per-recording normalisation: channel | triad | mag
+    design: str = "fold"  # fold | crossfit | val2
+    validation: list[int] | None = None  # fixed validation subjects instead of the next one
+
+
+VARIANTS: dict[str, Variant] = {
+    "base": Variant({}),
+    "base_val109": Variant({}, validation=[109]),  # with --tests 108: a one-class validation
+    "crossfit": Variant({}, design="crossfit"),
+    "crossfit_val109": Variant({}, design="crossfit", validation=[109]),
+    "val2": Variant({}, design="val2"),
+    "recnorm": Variant({}, "channel"),
+    "recnorm_triad": Variant({}, "triad"),
+    "recnorm_mag": Variant({}, "mag"),
+    "chunk1024": Variant({"chunk_size": 1024}),
+    "chunk1024_crossfit": Variant({"chunk_size": 1024}, design="crossfit"),
 }
 
 
@@ -90,19 +99,21 @@ class Job:
 
     def split(self) -> tuple[list[int], list[int]]:
         """(validation subjects, test subjects) of this job's split."""
-        design = VARIANTS[self.variant][2]
-        val = validation_of(self.test, 2 if design == "val2" else 1)
         test = [self.test] + ([self.member] if self.member is not None else [])
-        return val, test
+        return validation(self.variant, self.test), test
+
+
+def validation(variant: str, test: int) -> list[int]:
+    chosen = VARIANTS[variant]
+    return chosen.validation or validation_of(test, 2 if chosen.design == "val2" else 1)
 
 
 def jobs_of(variant: str, seeds: list[int], tests: list[int]) -> list[Job]:
-    design = VARIANTS[variant][2]
     jobs = []
     for seed in seeds:
         for test in tests:
-            if design == "crossfit":
-                held = training_of(test, validation_of(test))
+            if VARIANTS[variant].design == "crossfit":
+                held = training_of(test, validation(variant, test))
                 jobs += [Job(variant, test, seed, member) for member in held]
             else:
                 jobs.append(Job(variant, test, seed))
@@ -115,7 +126,7 @@ def jobs_of(variant: str, seeds: list[int], tests: list[int]) -> list[Job]:
 def params_for(job: Job):
     from harfusion.params import Params, load_params
 
-    overrides, _, _ = VARIANTS[job.variant]
+    overrides = VARIANTS[job.variant].overrides
     val, test = job.split()
     tree = load_params(ROOT / "params.yaml").model_dump()
     tree["data"]["raw_dir"] = str(RAW)
@@ -142,7 +153,7 @@ def tensor_dir(job: Job, params) -> Path:
     from harfusion.data.splits import write_splits
     from harfusion.data.tensorize import tensorize
 
-    norm = VARIANTS[job.variant][1]
+    norm = VARIANTS[job.variant].norm
     val, test = job.split()
     key = f"c{params.chunk_size}-v{'_'.join(map(str, val))}-t{'_'.join(map(str, test))}"
     key += f"-n{norm}" if norm else ""
@@ -277,6 +288,35 @@ def run_job(job: Job) -> None:
     print(f"{job.variant} {job.name}: {seconds:.0f} s, {summary['epochs']} epochs", flush=True)
 
 
+def forest(variant: str, seeds: list[int]) -> None:
+    """The `baseline` forest on exactly the variant's windows and folds: learnable macro F1 per
+    fold (mean ± std and worst over fold × seed runs) and pooled per seed."""
+    from harfusion.evaluation.baseline import run_baseline
+    from harfusion.experiments.loso import _scores
+
+    learnable = ["ascending stairs", "descending stairs", "rope jumping"]
+    rows, pooled = [], []
+    for seed in seeds:
+        actual_all, predicted_all = [], []
+        for test in TESTED:
+            job = Job(variant, test, seed)
+            params = params_for(job)
+            out = WORK / "forest" / variant / job.name
+            run_baseline(params, tensor_dir(job, params), out)
+            lines = (out / "confusion.csv").read_text().splitlines()[1:]
+            actual = [line.split(",")[0] for line in lines]
+            predicted = [line.split(",")[1] for line in lines]
+            rows.append(_scores(actual, predicted, learnable)[1])
+            actual_all += actual
+            predicted_all += predicted
+        pooled.append(_scores(actual_all, predicted_all, learnable)[1])
+    print(
+        f"forest on {variant} windows, seeds {seeds}: pooled learnable "
+        f"{np.mean(pooled):.3f} ± {np.std(pooled, ddof=1):.3f}, per fold "
+        f"{np.mean(rows):.3f} ± {np.std(rows, ddof=1):.3f}, worst {min(rows):.3f}"
+    )
+
+
 def run_jobs(jobs: list[Job], workers: int) -> None:
     """Each job in a child process (one thread, lowest priority), `workers` at a time."""
     todo = [job for job in jobs if not job.out.exists()]
@@ -312,13 +352,20 @@ def main() -> None:
     job_args.add_argument("test", type=int)
     job_args.add_argument("seed", type=int)
     job_args.add_argument("member", type=int)
+    forest_args = commands.add_parser("forest", help="the baseline forest on a variant's folds")
+    forest_args.add_argument("--variant", required=True, choices=sorted(VARIANTS))
+    forest_args.add_argument("--seeds", default="1,2,3")
     analyze_args = commands.add_parser("analyze", help="tables from the saved logits")
     analyze_args.add_argument("--out", type=Path)
     options = args.parse_args()
+    if options.command != "analyze" and not RAW.is_dir():
+        raise SystemExit(f"calibration_study: {RAW} does not exist (real PAMAP2 recordings)")
     if options.command == "fit":
         seeds = [int(s) for s in options.seeds.split(",")]
         tests = [int(s) for s in options.tests.split(",")]
         run_jobs(jobs_of(options.variant, seeds, tests), options.jobs)
+    elif options.command == "forest":
+        forest(options.variant, [int(s) for s in options.seeds.split(",")])
     elif options.command == "job":
         member = options.member or None
         run_job(Job(options.variant, options.test, options.seed, member))

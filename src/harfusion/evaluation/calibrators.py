@@ -5,8 +5,8 @@ On real leave-one-subject-out (benchmarks/calibration_study.md), a temperature f
 one validation subject's windows made test ECE worse whenever that subject held an activity no
 training subject did: its windows are wrong whatever the temperature, and the fit softens every
 prediction to pay for them. Fitted on the other windows, the temperature varied little from
-person to person and lowered test ECE in every fold; fitting it on several people (cross-fitted
-out-of-fold predictions of the training subjects) did no better.
+person to person and lowered test ECE in 6 of 6 folds (3 seeds); fitting it on several people
+(cross-fitted out-of-fold predictions of the training subjects) did no better.
 """
 
 from __future__ import annotations
