@@ -16,7 +16,8 @@ TINY_MODEL: dict[str, Any] = {"embed_dim": 16, "conv_channels": [8, 16], "conv_s
 TINY: dict[str, Any] = {
     "chunk_size": 64,
     "model": {"encoder": "cnn", **TINY_MODEL},
-    "train": {"max_epochs": 2, "accelerator": "cpu", "jitter_steps": 4},
+    # one member: tests of ensembles ask for more
+    "train": {"max_epochs": 2, "accelerator": "cpu", "jitter_steps": 4, "ensemble": 1},
     "dataset": {"batch_size": 16},
 }
 # The whole DVC pipeline at the smallest size that still runs every stage (fresh-clone tests).
