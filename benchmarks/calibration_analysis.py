@@ -24,14 +24,15 @@ sys.path.insert(0, str(ROOT / "src"))
 from harfusion.evaluation.calibration import (  # noqa: E402
     brier_score,
     expected_calibration_error,
-    fit_temperature,
     negative_log_likelihood,
 )
-from harfusion.evaluation.calibrators import (  # noqa: E402
-    average_probabilities,
+from harfusion.experiments.loso import macro_f1_scores  # noqa: E402
+from harfusion.models.calibrator import (  # noqa: E402
+    calibration_entry,
+    fit_temperature,
     trained_class_windows,
 )
-from harfusion.experiments.loso import _scores  # noqa: E402
+from harfusion.models.ensemble import mean_probability  # noqa: E402
 
 BINS = 15
 TESTED = [101, 103, 104, 106, 107, 108]
@@ -91,7 +92,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 def ensemble(logits: list[np.ndarray]) -> np.ndarray:
     """Log of the members' mean probability: softmax of it is the averaged prediction."""
-    return average_probabilities([torch.from_numpy(x).double() for x in logits]).double().numpy()
+    return mean_probability([torch.from_numpy(x).double() for x in logits]).double().numpy()
 
 
 def temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -196,6 +197,25 @@ def trained(
     return logits[keep], labels[keep]
 
 
+def guarded(logits: np.ndarray, labels: np.ndarray, counts: np.ndarray) -> float:
+    """The pipeline's default temperature (`train.calibration: trained_classes`): fitted on the
+    windows of trained classes, 1 where they hold fewer than two classes."""
+    entry = calibration_entry(
+        torch.from_numpy(logits).float(),
+        torch.from_numpy(labels).long(),
+        torch.from_numpy(counts),
+        "trained_classes",
+    )
+    return entry["temperature"]
+
+
+def _guard(fold: Fold, val: tuple[np.ndarray, np.ndarray], counts: np.ndarray, test: np.ndarray):
+    """Add `valkg-T`, the pipeline's guarded trained-class temperature."""
+    t = guarded(*val, counts)
+    fold.logits["valkg-T"] = test / t
+    fold.temperatures["valkg-T"] = t
+
+
 def oof_pool(
     members: dict[int, Run], test: int, known: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -233,6 +253,7 @@ def single(
             _calibrate(fold, "val", val, x, ("T", "VS", "TF") if detail else ("T",))
             known = trained(*val, run.train_counts)
             _calibrate(fold, "valk", known, x, ("T", "VS") if detail else ("T",))
+            _guard(fold, val, run.train_counts, x)
             members = crossfit_members(runs.get(crossfit or "", {}), test, seed)
             if members:
                 _calibrate(fold, "oof", oof_pool(members, test), x)
@@ -257,6 +278,7 @@ def seed_ensemble(runs: dict, variant: str, groups: list[list[int]]) -> System:
             _calibrate(fold, "val", (val, members[0].val_labels), x, ("T",))
             counts = np.sum([m.train_counts for m in members], axis=0)
             _calibrate(fold, "valk", trained(val, members[0].val_labels, counts), x, ("T",))
+            _guard(fold, (val, members[0].val_labels), counts, x)
             system[(replicate, test)] = fold
     return system
 
@@ -398,7 +420,7 @@ class F1Summary:
 
 def f1_scores(system: System, class_names: list[str], learnable: list[str]) -> F1Summary:
     """Learnable-class macro F1 per fold × replicate and pooled per replicate (`harfusion loso`'s
-    `_scores`), plus all-class macro F1 per fold."""
+    `macro_f1_scores`), plus all-class macro F1 per fold."""
     rows, rows_all, folds = [], [], {t: [] for t in TESTED}
     pooled_scores, pooled_all = [], []
     for replicate in sorted({r for r, _ in system}):
@@ -407,13 +429,13 @@ def f1_scores(system: System, class_names: list[str], learnable: list[str]) -> F
             fold = system[(replicate, test)]
             actual = [class_names[i] for i in fold.labels]
             predicted = [class_names[i] for i in fold.logits["none"].argmax(axis=1)]
-            every, chosen, _ = _scores(actual, predicted, learnable)
+            every, chosen, _ = macro_f1_scores(actual, predicted, learnable)
             rows.append(chosen)
             rows_all.append(every)
             folds[test].append(chosen)
             actual_all += actual
             predicted_all += predicted
-        every, chosen, _ = _scores(actual_all, predicted_all, learnable)
+        every, chosen, _ = macro_f1_scores(actual_all, predicted_all, learnable)
         pooled_scores.append(chosen)
         pooled_all.append(every)
     fold_means = [float(np.mean(v)) for v in folds.values()]
@@ -533,9 +555,9 @@ def one_fold_table(
     seeds (the cross-fit columns only where its members ran)."""
     names, learnable = learnable_classes(runs)
     lines = [
-        "| validation | learnable F1 | ECE none | val-T | valk-T | oofk-T | T of val-T "
-        "| T of oofk-T |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| validation | learnable F1 | ECE none | val-T | valk-T | valkg-T | oofk-T | T of val-T "
+        "| T of valkg-T | T of oofk-T |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for variant, crossfit in pairs:
         f1s, eces, temps = [], {}, {}
@@ -543,12 +565,13 @@ def one_fold_table(
             run = runs[variant][(test, seed, None)]
             x, y = run.test_of(test)
             predicted = [names[i] for i in x.argmax(axis=1)]
-            f1s.append(_scores([names[i] for i in y], predicted, learnable)[1])
+            f1s.append(macro_f1_scores([names[i] for i in y], predicted, learnable)[1])
             fold = Fold(y, {"none": x}, run.train_counts[y] > 0)
             _calibrate(fold, "val", (run.val_logits, run.val_labels), x, ("T",))
             _calibrate(
                 fold, "valk", trained(run.val_logits, run.val_labels, run.train_counts), x, ("T",)
             )
+            _guard(fold, (run.val_logits, run.val_labels), run.train_counts, x)
             members = crossfit_members(runs.get(crossfit or "", {}), test, seed)
             if members:
                 _calibrate(fold, "oofk", oof_pool(members, test, True), x, ("T",))
@@ -561,7 +584,8 @@ def one_fold_table(
         lines.append(
             f"| {val} | {np.mean(f1s):.3f} | {cell(eces, 'none', '{:.3f}')} "
             f"| {cell(eces, 'val-T', '{:.3f}')} | {cell(eces, 'valk-T', '{:.3f}')} "
-            f"| {cell(eces, 'oofk-T', '{:.3f}')} | {cell(temps, 'val-T', '{:.2f}')} "
+            f"| {cell(eces, 'valkg-T', '{:.3f}')} | {cell(eces, 'oofk-T', '{:.3f}')} "
+            f"| {cell(temps, 'val-T', '{:.2f}')} | {cell(temps, 'valkg-T', '{:.2f}')} "
             f"| {cell(temps, 'oofk-T', '{:.2f}')} |"
         )
     return [*lines, ""]
@@ -583,9 +607,9 @@ def cap_table(runs: dict, seeds: list[int]) -> list[str]:
             predicted = x.argmax(axis=1)
             known = run.train_counts[y] > 0
             actual = [names[i] for i in y]
-            real.append(_scores(actual, [names[i] for i in predicted], learnable)[1])
+            real.append(macro_f1_scores(actual, [names[i] for i in predicted], learnable)[1])
             oracle = np.where(known, y, predicted)
-            caps.append(_scores(actual, [names[i] for i in oracle], learnable)[1])
+            caps.append(macro_f1_scores(actual, [names[i] for i in oracle], learnable)[1])
             for i in np.flatnonzero(~known):
                 key = f"{names[y[i]]} → {names[predicted[i]]}"
                 went[key] = went.get(key, 0) + 1
@@ -594,6 +618,25 @@ def cap_table(runs: dict, seeds: list[int]) -> list[str]:
             f"| {test} | {np.mean(real):.3f} | {np.mean(caps):.3f} | {int((~known).sum())} "
             f"of {len(y)} | {top or '–'} |"
         )
+    return [*lines, ""]
+
+
+def guard_table(runs: dict) -> list[str]:
+    """Per variant, the fits whose validation windows hold fewer than two trained classes: there
+    the pipeline's default (`valkg-T`) keeps T = 1 instead of fitting one."""
+    lines = [
+        "| variant | fits | guard fires (val subject, trained classes in its windows) |",
+        "|---|---:|---|",
+    ]
+    for variant, found in sorted(runs.items()):
+        fired = []
+        for (test, seed, member), run in sorted(found.items(), key=lambda kv: str(kv[0])):
+            known = run.val_labels[run.train_counts[run.val_labels] > 0]
+            if len(np.unique(known)) < 2:
+                val = ",".join(map(str, sorted(set(run.val_subjects.tolist()))))
+                who = f"t{test} s{seed}" + (f" m{member}" if member else "")
+                fired.append(f"{who} (val {val}: {len(np.unique(known))})")
+        lines.append(f"| {variant} | {len(found)} | {len(fired)}: {', '.join(fired) or '–'} |")
     return [*lines, ""]
 
 
@@ -627,6 +670,7 @@ def analyze(folder: Path, out: Path | None) -> None:
 SINGLE_CALIBRATORS = [
     "val-T",
     "valk-T",
+    "valkg-T",
     "val-VS",
     "valk-VS",
     "val-TF",
@@ -636,7 +680,7 @@ SINGLE_CALIBRATORS = [
     "oofk-VS",
     "oofk+valk-T",
 ]
-ENSEMBLE_CALIBRATORS = ["val-T", "valk-T"]
+ENSEMBLE_CALIBRATORS = ["val-T", "valk-T", "valkg-T"]
 CROSSFIT_CALIBRATORS = ["val-T", "valk-T", "oof-T", "oofk-T", "ens-oofk-T", "oofk-VS"]
 
 
@@ -755,6 +799,8 @@ def sections(
         lines += one_fold_table(
             runs, [("base", "crossfit"), ("base_val109", "crossfit_val109")], 108, [1, 2, 3]
         )
+    lines += ["### D. Where the guard fires (fewer than two trained classes to fit on)", ""]
+    lines += guard_table(runs)
     lines += ["### Fit cost (one thread, shared machine)", ""]
     lines += fit_cost(runs)
     return lines

@@ -131,6 +131,9 @@ def params_for(job: Job):
     tree = load_params(ROOT / "params.yaml").model_dump()
     tree["data"]["raw_dir"] = str(RAW)
     tree["seed"] = job.seed
+    # one model per fit (ensembles are averaged from seeds' saved logits), its temperature
+    # fitted here from the logits, not by training
+    tree["train"] |= {"ensemble": 1}
     tree["split"] |= {"strategy": "subject", "val_subjects": val, "test_subjects": test}
     for key, value in overrides.items():
         tree[key] = value
@@ -254,6 +257,7 @@ def run_job(job: Job) -> None:
     from harfusion.data.dataset import ShardWindows
     from harfusion.data.loaders import SplitLoaders
     from harfusion.evaluation.evaluate import predict
+    from harfusion.layout import MODEL_FILE
     from harfusion.models.model_file import load_model
     from harfusion.training.fit import fit
 
@@ -264,7 +268,8 @@ def run_job(job: Job) -> None:
     started = time.perf_counter()
     summary = fit(params, tensors, scratch / "models", scratch / "reports")
     seconds = time.perf_counter() - started
-    model, saved = load_model(params, scratch / "models")
+    predictor, saved = load_model(scratch / "models" / MODEL_FILE)
+    model = predictor.ensemble
     data = SplitLoaders(tensors, params)
     arrays: dict[str, np.ndarray] = {}
     for split in ("val", "test"):
@@ -292,7 +297,7 @@ def forest(variant: str, seeds: list[int]) -> None:
     """The `baseline` forest on exactly the variant's windows and folds: learnable macro F1 per
     fold (mean ± std and worst over fold × seed runs) and pooled per seed."""
     from harfusion.evaluation.baseline import run_baseline
-    from harfusion.experiments.loso import _scores
+    from harfusion.experiments.loso import macro_f1_scores
 
     learnable = ["ascending stairs", "descending stairs", "rope jumping"]
     rows, pooled = [], []
@@ -306,10 +311,10 @@ def forest(variant: str, seeds: list[int]) -> None:
             lines = (out / "confusion.csv").read_text().splitlines()[1:]
             actual = [line.split(",")[0] for line in lines]
             predicted = [line.split(",")[1] for line in lines]
-            rows.append(_scores(actual, predicted, learnable)[1])
+            rows.append(macro_f1_scores(actual, predicted, learnable)[1])
             actual_all += actual
             predicted_all += predicted
-        pooled.append(_scores(actual_all, predicted_all, learnable)[1])
+        pooled.append(macro_f1_scores(actual_all, predicted_all, learnable)[1])
     print(
         f"forest on {variant} windows, seeds {seeds}: pooled learnable "
         f"{np.mean(pooled):.3f} ± {np.std(pooled, ddof=1):.3f}, per fold "
@@ -357,6 +362,9 @@ def main() -> None:
     forest_args.add_argument("--seeds", default="1,2,3")
     analyze_args = commands.add_parser("analyze", help="tables from the saved logits")
     analyze_args.add_argument("--out", type=Path)
+    analyze_args.add_argument(
+        "--runs", type=Path, default=WORK / "runs", help="the saved logits (default: %(default)s)"
+    )
     options = args.parse_args()
     if options.command != "analyze" and not RAW.is_dir():
         raise SystemExit(f"calibration_study: {RAW} does not exist (real PAMAP2 recordings)")
@@ -372,7 +380,7 @@ def main() -> None:
     else:
         from calibration_analysis import analyze
 
-        analyze(WORK / "runs", options.out)
+        analyze(options.runs, options.out)
 
 
 if __name__ == "__main__":
