@@ -27,7 +27,8 @@ SMOKE: dict[str, Any] = {
     "chunk_size": 128,
     "data": {"synthetic": {"seconds_per_activity": 5.0, "transient_seconds": 2.0}},
     "model": TINY_MODEL,
-    "train": {"max_epochs": 2},
+    # one member keeps the sweeps and queues of CI short; test_pipeline.py runs two
+    "train": {"max_epochs": 2, "ensemble": 1},
     "evaluate": {"mc_samples": 3, "latency_batches": 3},
 }
 

@@ -212,7 +212,8 @@ def loso_folds(folds: list[dict[str, Any]], title: str, path: Path) -> None:
 def loso_reliability(summary: dict[str, Any], title: str, path: Path) -> None:
     """Leave-one-subject-out calibration: one reliability diagram per fold (every seed's test
     windows together) and one over all folds, before and after calibration, with ECE (the
-    mean over seeds per fold; the pooled value over all folds) in each panel's title."""
+    mean over seeds per fold; the pooled value over all folds) and the windows drawn (every
+    seed's) in each panel's title."""
     calibration = summary["calibration"]
     reliability = calibration["reliability"]
     rows: dict[str, list[dict[str, Any]]] = {}
@@ -247,7 +248,9 @@ def loso_reliability(summary: dict[str, Any], title: str, path: Path) -> None:
                 label=f"{when} calibration",
             )
         axis.plot([0, 1], [0, 1], "--", color="black", linewidth=0.8)
-        axis.set(xlim=(0, 1), ylim=(0, 1), title=f"{name}\nECE {before:.3f} → {after:.3f}")
+        windows = sum(reliability[key]["before"]["count"])
+        title = f"{name}\nECE {before:.3f} → {after:.3f}, {windows} windows"
+        axis.set(xlim=(0, 1), ylim=(0, 1), title=title)
         axis.title.set_fontsize(9)
         axis.grid(alpha=0.3)
     for axis in axes.flat[len(panels) :]:
