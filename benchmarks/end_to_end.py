@@ -30,6 +30,7 @@ SMOKE = {
     "model.conv_channels": [8, 16],
     "model.conv_strides": [4, 4],
     "train.max_epochs": 1,
+    "train.ensemble": 1,
     "evaluate.mc_samples": 2,
     "evaluate.latency_batches": 3,
 }

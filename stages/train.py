@@ -1,5 +1,5 @@
-"""Stage train: fit the fusion model; weights to `models/`, epochs and the kept one to
-`reports/train/`."""
+"""Stage train: fit the fusion model (`train.ensemble` members); the model file to `models/`,
+epochs and the kept ones to `reports/train/`."""
 
 from harfusion import layout
 from harfusion.cli import run_stage
@@ -15,10 +15,17 @@ def main(params: Params) -> None:
         reports_dir=layout.TRAIN_REPORTS,
     )
     if summary:
+        monitor = summary["monitor"]
+        kept = ", ".join(
+            f"epoch {m['kept_epoch']} of {m['epochs']} ({monitor} {m['best_' + monitor]:.4f})"
+            for m in summary["members"]
+        )
+        members = len(summary["members"])
         print(
-            f"train: kept epoch {summary['kept_epoch']} of {summary['epochs']} "
-            f"({summary['monitor']} {summary['best_' + summary['monitor']]:.4f}), "
-            f"{summary['fit_seconds']:.1f} s"
+            f"train: kept {kept}"
+            + (f" for its {members} members" if members > 1 else "")
+            + f", {summary['fit_seconds']:.1f} s; temperature "
+            f"{summary['calibration']['temperature']:.3f}"
         )
 
 

@@ -16,7 +16,8 @@ TINY_MODEL: dict[str, Any] = {"embed_dim": 16, "conv_channels": [8, 16], "conv_s
 TINY: dict[str, Any] = {
     "chunk_size": 64,
     "model": {"encoder": "cnn", **TINY_MODEL},
-    "train": {"max_epochs": 2, "accelerator": "cpu", "jitter_steps": 4},
+    # one member: tests of ensembles ask for more
+    "train": {"max_epochs": 2, "accelerator": "cpu", "jitter_steps": 4, "ensemble": 1},
     "dataset": {"batch_size": 16},
 }
 # The whole DVC pipeline at the smallest size that still runs every stage (fresh-clone tests).
@@ -26,7 +27,8 @@ SMOKE: dict[str, Any] = {
     "chunk_size": 128,
     "data": {"synthetic": {"seconds_per_activity": 5.0, "transient_seconds": 2.0}},
     "model": TINY_MODEL,
-    "train": {"max_epochs": 2},
+    # one member keeps the sweeps and queues of CI short; test_pipeline.py runs two
+    "train": {"max_epochs": 2, "ensemble": 1},
     "evaluate": {"mc_samples": 3, "latency_batches": 3},
 }
 

@@ -25,7 +25,8 @@ WRITES = {
     "preprocess": _in(layout.PROCESSED, ""),
     "split": _in(layout.SPLITS, ""),
     "tensorize": _in(layout.TENSORS, ""),
-    "train": _in(layout.MODELS, "") | _in(layout.TRAIN_REPORTS, layout.METRICS, layout.EPOCHS),
+    "train": _in(layout.MODELS, "")
+    | _in(layout.TRAIN_REPORTS, layout.METRICS, layout.EPOCHS, layout.MEMBERS),
     "baseline": _in(
         layout.BASELINE, layout.METRICS, layout.SCORES, layout.BASELINE_WINDOWS, layout.CONFUSION
     ),
@@ -38,6 +39,7 @@ WRITES = {
         layout.MISSING_MODALITY,
         layout.RELIABILITY,
         layout.CONFUSION,
+        layout.PREDICTIONS,
         layout.CALIBRATION_PLOT,
         layout.ATTENTION_PLOT,
     ),
@@ -55,7 +57,7 @@ READS = {
     "export": {"uv.lock"} | _in(layout.MODELS, "") | _in(layout.TENSORS, ""),
     "analyze": _in(layout.EVAL, layout.SCORES, layout.MISSING_MODALITY, layout.CONFUSION)
     | _in(layout.BASELINE, layout.CONFUSION)
-    | _in(layout.TRAIN_REPORTS, layout.EPOCHS),
+    | _in(layout.TRAIN_REPORTS, layout.EPOCHS, layout.MEMBERS),
 }
 
 

@@ -7,14 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.image
+import numpy as np
 import pytest
+import torch
 from sklearn.metrics import f1_score
 
 from harfusion.command import main as harfusion
 from harfusion.errors import HarfusionError
+from harfusion.evaluation.calibration import calibration_summary
 from harfusion.experiments import loso
 from harfusion.experiments.ablations import Config
-from harfusion.experiments.comparison_plots import loso_folds
+from harfusion.experiments.comparison_plots import loso_folds, loso_reliability
 from harfusion.experiments.dvc_client import BASELINE_METRICS, METRICS, Experiment
 from harfusion.params import Params
 
@@ -220,3 +223,139 @@ def test_unknown_config_and_bad_override_fail_before_queueing(
     with pytest.raises(SystemExit, match="1"):
         harfusion(["loso", "-S", "train.max_epochs=-1", "--dry-run", *common])
     assert "max_epochs" in capsys.readouterr().err
+
+
+CLASSES = ["walking", "running", "sitting"]
+
+
+def _predictions(rng: np.random.Generator, labels: list[int], sharpness: float) -> str:
+    """An evaluate `predictions.csv`: validation rows (to be skipped) then the test windows,
+    right four times in five with logits `sharpness` times a random draw's."""
+    header = "split,actual,predicted," + ",".join(f"logit_{c}" for c in CLASSES)
+    lines = [header, "val,walking,walking,5,0,0"]
+    for label in labels:
+        logits = rng.normal(size=3)
+        logits[label if rng.random() < 0.8 else (label + 1) % 3] += 2.0
+        logits *= sharpness
+        predicted = CLASSES[int(np.argmax(logits))]
+        lines.append(f"test,{CLASSES[label]},{predicted}," + ",".join(f"{v:.9g}" for v in logits))
+    return "\n".join(lines) + "\n"
+
+
+def _calibrated_folds(seeds: int) -> tuple[list, dict, dict]:
+    """Two folds (and seeds) whose model files carry a temperature of 0.5 or 2."""
+    rng = np.random.default_rng(0)
+    runs = loso.folds(HYBRID, [101, 102, 103], seeds=seeds)[: 2 * seeds]
+    outputs, finished = {}, {}
+    for index, run in enumerate(runs):
+        labels = [int(v) for v in rng.integers(0, 3, 40 + 20 * (index // seeds))]
+        predictions = _predictions(rng, labels, sharpness=3.0)
+        confusion = "actual,predicted\n" + "".join(
+            f"{row.split(',')[1]},{row.split(',')[2]}\n" for row in predictions.splitlines()[2:]
+        )
+        scores = {"class_names": CLASSES, "calibration": {"method": "temperature",
+                  "temperature": 2.0 if index % 2 else 0.5}}  # fmt: skip
+        counts = {c: 5 for c in CLASSES[:2]}
+        outputs[run.name] = loso.FoldOutputs(
+            confusion, None, _windows(counts, {}), predictions, scores
+        )
+        finished[run.name] = Experiment(
+            run.name, "0" * 40, "success", {"seed": run.overrides.get("seed", 1),
+            "evaluate": {"ece_bins": 10}}, {METRICS: {"accuracy": 0.8, "f1_macro": 0.8}},
+        )  # fmt: skip
+    return runs, finished, outputs
+
+
+def test_each_fold_carries_its_calibration_scores_as_evaluate_computes_them() -> None:
+    runs, finished, outputs = _calibrated_folds(seeds=1)
+    summary = loso.summarize_folds(runs, finished, outputs)
+    for row in summary["folds"]:
+        out = outputs[row["experiment"]]
+        test = [line.split(",") for line in out.predictions.splitlines()[2:]]
+        logits = torch.tensor([[float(v) for v in fields[3:]] for fields in test])
+        labels = torch.tensor([CLASSES.index(fields[1]) for fields in test])
+        temperature = out.scores["calibration"]["temperature"]
+        before = calibration_summary(logits, labels, 10)  # the fold's ece_bins
+        after = calibration_summary(logits / temperature, labels, 10)
+        for metric in ("ece", "nll", "brier"):
+            assert row[f"{metric}_before"] == pytest.approx(before[metric], abs=1e-6)
+            assert row[f"{metric}_after"] == pytest.approx(after[metric], abs=1e-6)
+        assert row["temperature"] == temperature
+        # sitting had no training window: its windows are counted
+        assert row["untrained_windows"] == sum(fields[1] == "sitting" for fields in test) > 0
+    calibration = summary["calibration"]
+    assert calibration["bins"] == 10 and calibration["folds"] == 2
+    rows = summary["folds"]
+    assert calibration["fold_mean"]["ece_after"] == pytest.approx(
+        np.mean([r["ece_after"] for r in rows])
+    )
+    # T = 0.5 sharpens logits already too sharp: NLL rises in that fold; T = 2 lowers it
+    assert (
+        rows[0]["nll_after"] > rows[0]["nll_before"]
+        and rows[1]["nll_after"] < rows[1]["nll_before"]
+    )
+    assert calibration["folds_lower_after"]["nll"] == 1
+
+
+def test_pooled_calibration_pools_windows_and_bootstraps_within_folds() -> None:
+    """Pooled: one score over every fold's windows per seed (not the mean of the folds'), the
+    mean over seeds; the interval brackets it, and the same folds give the same figures."""
+    runs, finished, outputs = _calibrated_folds(seeds=2)
+    summary = loso.summarize_folds(runs, finished, outputs)
+    pooled = summary["calibration"]["pooled"]
+    assert pooled["seeds"] == [1, 2] and pooled["bootstrap"] == 1000
+    assert pooled["windows"] == 40 + 60
+    per_seed = []
+    for seed in (1, 2):
+        rows = [r for r in summary["folds"] if r["seed"] == seed]
+        logits, labels = [], []
+        for row in rows:
+            out = outputs[row["experiment"]]
+            test = [line.split(",") for line in out.predictions.splitlines()[2:]]
+            fold = torch.tensor([[float(v) for v in fields[3:]] for fields in test])
+            logits.append((fold / out.scores["calibration"]["temperature"]).log_softmax(1))
+            labels.append(torch.tensor([CLASSES.index(fields[1]) for fields in test]))
+        per_seed.append(calibration_summary(torch.cat(logits), torch.cat(labels), 10)["ece"])
+    assert pooled["ece_after"]["value"] == pytest.approx(np.mean(per_seed), abs=1e-6)
+    fold_mean = np.mean([r["ece_after"] for r in summary["folds"]])
+    assert pooled["ece_after"]["value"] != pytest.approx(fold_mean, abs=1e-4)
+    for metric in ("ece", "nll", "brier"):
+        for when in ("before", "after", "change"):
+            low, high = pooled[f"{metric}_{when}"]["ci95"]
+            assert low <= pooled[f"{metric}_{when}"]["value"] <= high
+        change = pooled[f"{metric}_change"]["value"]
+        after, before = pooled[f"{metric}_after"]["value"], pooled[f"{metric}_before"]["value"]
+        assert change == pytest.approx(after - before)
+    again = loso.summarize_folds(runs, finished, outputs)["calibration"]["pooled"]
+    assert again == pooled
+
+
+def test_loso_md_shows_calibration_per_fold_and_its_figure(tmp_path: Path) -> None:
+    runs, finished, outputs = _calibrated_folds(seeds=1)
+    summary = loso.summarize_folds(runs, finished, outputs)
+    text = loso.markdown(summary, HYBRID, Params(), {})
+    assert "## Calibration across people" in text
+    ece = summary["calibration"]["pooled"]["ece_after"]
+    low, high = ece["ci95"]
+    assert "| ECE | " in text and f"{ece['value']:.3f} [{low:.3f}, {high:.3f}]" in text
+    first = summary["folds"][0]
+    assert (
+        f"| 101 | 102 | 1 | 40 | {first['untrained_windows']} | 0.500 | {first['ece_before']:.3f} "
+        f"| {first['ece_after']:.3f} |" in text
+    )
+    mean = summary["calibration"]["fold_mean"]
+    assert f"| **mean** | | | | | | **{mean['ece_before']:.3f}** |" in text
+    assert "![Reliability per fold, before and after calibration](calibration.png)" in text
+    loso_reliability(summary, "LOSO", tmp_path / "calibration.png")
+    height, width = matplotlib.image.imread(tmp_path / "calibration.png").shape[:2]
+    assert height > 250 and width > 700
+    assert set(summary["calibration"]["reliability"]) == {"101", "102", "all folds"}
+
+
+def test_folds_of_an_older_harfusion_have_no_calibration() -> None:
+    runs, finished, outputs = _calibrated_folds(seeds=1)
+    for out in outputs.values():
+        out.predictions = None
+    summary = loso.summarize_folds(runs, finished, outputs)
+    assert summary["calibration"] is None and "ece_before" not in summary["folds"][0]
+    assert "Calibration across people" not in loso.markdown(summary, HYBRID, Params(), {})

@@ -56,13 +56,19 @@ def ran_stages(result: subprocess.CompletedProcess) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", result.stdout + result.stderr)
 
 
+# The whole pipeline with an ensemble of two: every stage, DVC's caching and the byte checks
+# see several members.
+PIPELINE = merge(SMOKE, {"train": {"ensemble": 2}})
+
+
 def smoke_clone(target: Path, repro: bool = True) -> Path:
-    """A fresh clone with SMOKE params, after the README's `uv run dvc repro` if `repro`."""
+    """A fresh clone with SMOKE params (two members), after the README's `uv run dvc repro` if
+    `repro`."""
     if UV is None or shutil.which("git") is None:
         pytest.skip("needs uv and git on PATH")
     subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
     params = yaml.safe_load((target / "params.yaml").read_text())
-    (target / "params.yaml").write_text(yaml.safe_dump(merge(params, SMOKE), sort_keys=False))
+    (target / "params.yaml").write_text(yaml.safe_dump(merge(params, PIPELINE), sort_keys=False))
     for command in ("git add params.yaml", "git -c user.name=t -c user.email=t@t commit -qm smoke"):
         subprocess.run(command.split(), cwd=target, check=True)
     if not repro:
@@ -95,6 +101,8 @@ DETERMINISTIC = [
     "reports/eval/scores.json",
     "reports/train/epochs.csv",
     "reports/train/metrics.json",
+    "reports/train/members.csv",
+    "reports/eval/predictions.csv",
     "reports/eval/uncertainty.json",
     "reports/eval/missing_modality.json",
     "reports/eval/confusion.csv",
@@ -177,8 +185,9 @@ def test_killed_stages_rerun_to_the_uninterrupted_result(clone: Path, tmp_path: 
     if processed.exists():  # renamed into place whole, or not there at all
         index = json.loads((processed / "shards.json").read_text())
         assert all((processed / shard["path"]).exists() for shard in index)
-    # DVCLive logs each finished epoch beside the checkpoints; SMOKE trains two
-    _kill_during(other, "train", lambda: (other / RESUME / "dvclive" / "plots").exists())
+    # DVCLive logs each finished epoch beside the checkpoints: killed in the second member
+    second = other / RESUME / "member2" / "dvclive" / "plots"
+    _kill_during(other, "train", second.exists)
     assert not (other / "models" / "model.pt").exists()
     result = run(other, "uv run dvc repro")
     assert "train" in ran_stages(result)
@@ -187,9 +196,10 @@ def test_killed_stages_rerun_to_the_uninterrupted_result(clone: Path, tmp_path: 
     ours, theirs = (
         torch.load(c / "models" / "model.pt", weights_only=True) for c in (clone, other)
     )
-    (ours,), (theirs,) = ours["members"], theirs["members"]
-    assert ours.keys() == theirs.keys()
-    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert len(ours["members"]) == len(theirs["members"]) == 2
+    for mine, other_member in zip(ours["members"], theirs["members"], strict=True):
+        assert mine.keys() == other_member.keys()
+        assert all(torch.equal(mine[k], other_member[k]) for k in mine)
     assert not (other / RESUME).exists()  # the rerun's training cleared the killed one's
     # Killed while rerunning a stage its run-cache holds (`repro -f`, an interrupted `exp run`):
     # the next repro restores that stage without running it, and restores `tidy`'s output, the
@@ -249,6 +259,15 @@ def test_repro_outputs(clone: Path) -> None:
     parity = json.loads((clone / "exports" / "parity.json").read_text())
     assert parity["windows"] == scores["test_windows"] and parity["argmax_differs"] == 0
     assert parity["max_abs_difference"] <= 1e-4
+    saved = torch.load(clone / "models" / "model.pt", weights_only=True)
+    assert len(saved["members"]) == saved["ensemble"]["members"] == 2
+    assert scores["calibration"] == saved["calibration"]
+    assert saved["calibration"]["fitted_on"].startswith("the validation windows of classes")
+    members = (clone / "reports" / "train" / "members.csv").read_text().splitlines()
+    assert len(members) == 3 and members[0].startswith("member,seed,epochs,kept_epoch,")
+    predictions = (clone / "reports" / "eval" / "predictions.csv").read_text().splitlines()
+    assert sum(line.startswith("test,") for line in predictions) == scores["test_windows"]
+    assert any(line.startswith("val,") for line in predictions)
 
 
 def _numbers(data: object, path: str = "") -> dict[str, float]:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import onnx
@@ -20,6 +21,7 @@ import torch
 from harfusion.command import main
 from harfusion.data.dat_reader import read_dat
 from harfusion.data.dataset import ShardWindows
+from harfusion.data.loaders import SplitLoaders
 from harfusion.data.pamap2 import RAW_COLUMNS
 from harfusion.data.preprocess import fill_heart_rate, preprocess
 from harfusion.data.presence import absent_modalities
@@ -27,19 +29,26 @@ from harfusion.data.recording import WindowReader
 from harfusion.data.splits import write_splits
 from harfusion.data.tensorize import tensorize
 from harfusion.data.windows import window_starts
+from harfusion.evaluation import evaluate as evaluation
 from harfusion.evaluation.evaluate import evaluate
+from harfusion.experiments.loso_calibration import fold_windows
 from harfusion.inference.export import export
 from harfusion.inference.predict import predict
 from harfusion.inference.runtimes import open_model
-from harfusion.layout import MODEL_FILE, ONNX_MODEL, PARITY
+from harfusion.layout import MODEL_FILE, ONNX_MODEL, PARITY, PREDICTIONS
 from harfusion.models.calibrator import calibrated
+from harfusion.models.ensemble import mean_probability
+from harfusion.models.fusion import FusionModel
 from harfusion.models.model_file import load_model
-from harfusion.params import Params, PreprocessParams, SplitParams
+from harfusion.params import EvaluateParams, Params, PreprocessParams, SplitParams
 from harfusion.training.fit import fit
 from tests.helpers import TINY, merge, write_recording
 
 CHUNK = 64
-PARAMS = Params.model_validate(merge(TINY, {"train": {"max_epochs": 1, "cpu_threads": 1}}))
+# Two members: every test here (predict, evaluate, the export, its parity) runs an ensemble.
+PARAMS = Params.model_validate(
+    merge(TINY, {"train": {"max_epochs": 1, "cpu_threads": 1, "ensemble": 2}})
+)
 # Activity runs of whole windows and no transient: a recording's windows are exactly the
 # windows tensorize cut from its shards.
 SEGMENTS = [(1, 5 * CHUNK), (4, 6 * CHUNK), (5, 4 * CHUNK)]
@@ -141,6 +150,52 @@ def test_predict_gives_evaluates_probabilities_on_the_same_windows(trained: Path
                 found += 1
         assert found == len(ours.windows) == sum(rows for _, rows in SEGMENTS) // CHUNK
         np.testing.assert_array_equal(ours.truth, np.repeat([1, 4, 5], [5, 6, 4]))
+
+
+def test_evaluate_averages_the_members_and_writes_every_windows_logits(trained: Path) -> None:
+    """The model file holds both members; evaluate's predictions are their mean probability,
+    written per window to predictions.csv, from which LOSO recomputes evaluate's calibration
+    scores; MC dropout samples every member's dropout."""
+    predictor, saved = load_model(trained / "models" / MODEL_FILE)
+    assert saved["ensemble"]["members"] == len(predictor.ensemble.members) == 2
+    assert [m["seed"] for m in saved["summary"]["members"]] == [42, 1042]
+    params = PARAMS.model_copy(update={"evaluate": EvaluateParams(mc_samples=2, latency_batches=2)})
+    out = trained / "eval"
+    scores = evaluate(params, trained / "tensors", trained / "models", out)
+    data = SplitLoaders(trained / "tensors", params)
+    members = [
+        evaluation.predict(cast(FusionModel, member), data.loader("test")).logits
+        for member in predictor.ensemble.members
+    ]
+    test = evaluation.predict(predictor.ensemble, data.loader("test"))
+    torch.testing.assert_close(test.logits, mean_probability(members))
+    assert not torch.allclose(members[0].softmax(1), members[1].softmax(1))
+    with (out / PREDICTIONS).open(newline="") as table:
+        rows = list(csv.DictReader(table))
+    assert [r["split"] for r in rows].count("test") == len(test.labels) == scores["test_windows"]
+    assert [r["split"] for r in rows].count("val") == len(data.labels("val")) > 0
+    written = torch.tensor(
+        [[float(r[f"logit_{n.replace(' ', '_')}"]) for n in saved["class_names"]] for r in rows]
+    )[: len(test.labels)]
+    assert torch.equal(written, test.logits)  # 9 digits: the same float32
+    assert [r["predicted"] for r in rows[: len(test.labels)]] == [
+        saved["class_names"][i] for i in test.logits.argmax(1).tolist()
+    ]
+    fold = fold_windows(
+        105, 42, (out / PREDICTIONS).read_text(), scores["class_names"], scores["calibration"]
+    )
+    for key, value in fold.scores(params.evaluate.ece_bins).items():
+        assert value == pytest.approx(scores[key], abs=1e-6), key
+    assert scores["calibration"] == saved["calibration"]
+    seen: dict[int, set[bool]] = {}
+    for index, member in enumerate(predictor.ensemble.members):
+        for module in member.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.register_forward_hook(
+                    lambda m, *_, i=index: seen.setdefault(i, set()).add(m.training)
+                )
+    evaluation.mc_dropout_probs(predictor.ensemble, data.loader("test"), 1, 0)
+    assert seen == {0: {True}, 1: {True}}
 
 
 @pytest.mark.parametrize("heart_rate", ["late", "never"])

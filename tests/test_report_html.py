@@ -93,11 +93,17 @@ def test_linked_figures_are_embedded_and_loso_links_follow_the_report(tmp_path: 
     loso = tmp_path / "reports" / "loso"
     loso.mkdir(parents=True)
     (loso / layout.LOSO_FOLDS_PLOT).write_bytes(_png())
-    text = "# LOSO\n\n![Macro F1 per fold](folds.png)\n"
+    (loso / layout.LOSO_CALIBRATION_PLOT).write_bytes(_png())
+    text = (
+        "# LOSO\n\n![Macro F1 per fold](folds.png)\n\n## Calibration across people\n\n"
+        f"![Reliability per fold, before and after calibration]({layout.LOSO_CALIBRATION_PLOT})\n"
+    )
     report = tmp_path / "reports" / "report.md"
     moved = relink(text, loso, report)
     assert "![Macro F1 per fold](loso/folds.png)" in moved
+    assert "(loso/calibration.png)" in moved
     embedded = embed_images(moved, report.parent)
-    assert "](data:image/png;base64," in embedded and "folds.png" not in embedded
+    assert embedded.count("](data:image/png;base64,") == 2 and ".png)" not in embedded
     page = html_report(None, None, tmp_path, moved, report.with_suffix(".html"))
-    assert "<h2>LOSO</h2>" in page and 'src="data:image/png;base64,' in page
+    assert "<h2>LOSO</h2>" in page and page.count('src="data:image/png;base64,') == 2
+    assert "<h3>Calibration across people</h3>" in page

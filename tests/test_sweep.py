@@ -140,6 +140,25 @@ def test_dry_run_prints_argument_lists(
     assert lines[-1] == "dvc queue start -j 2"
 
 
+def test_ensemble_is_shorthand_for_its_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--ensemble K` queues `-S train.ensemble=K`, over an `-S` of the same key; 0 is refused."""
+    monkeypatch.chdir(tmp_path)
+    common = ["--ablations", str(ROOT / "ablations.yaml"), "--params", str(ROOT / "params.yaml")]
+    argv = ["sweep", "--dry-run", "--only", "fusion-early", "-S", "train.ensemble=5", *common]
+    assert harfusion([*argv, "--ensemble", "2"]) == 0
+    (queued, _) = capsys.readouterr().out.splitlines()
+    assert queued == "dvc exp run --queue -n fusion-early -S fusion=early -S train.ensemble=2"
+    loso = ["loso", "--dry-run", "--subjects", "101,102,103", "--ensemble", "1", *common]
+    assert harfusion(loso) == 0
+    assert all("-S train.ensemble=1" in line for line in capsys.readouterr().out.splitlines()[:3])
+    with pytest.raises(SystemExit) as refused:
+        harfusion(["sweep", "--dry-run", "--ensemble", "0", *common])
+    assert refused.value.code == 2
+    assert "--ensemble: from 1 to 100, got 0" in capsys.readouterr().err
+
+
 # --- failures, comparison and report, from fabricated `dvc exp show` records -----------------
 
 

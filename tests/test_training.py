@@ -17,7 +17,8 @@ import yaml
 
 from harfusion.data.dataset import ShardWindows
 from harfusion.errors import HarfusionError
-from harfusion.evaluation.evaluate import evaluate
+from harfusion.evaluation.evaluate import evaluate, predict
+from harfusion.models.calibrator import calibration_entry
 from harfusion.models.model_file import load_model
 from harfusion.params import Params
 from harfusion.training.classifier import FusionClassifier
@@ -59,7 +60,11 @@ def test_fit_exports_best_model_and_the_kept_epochs_metrics(
         "val_loss": float(kept["val_loss"]),
         "val_f1_macro": float(kept["val_f1_macro"]),
     }
-    assert sorted(p.name for p in reports.iterdir()) == ["epochs.csv", "metrics.json"]
+    assert sorted(p.name for p in reports.iterdir()) == [
+        "epochs.csv",
+        "members.csv",
+        "metrics.json",
+    ]
     # one line per epoch, what a queued experiment's log shows (no progress bar there)
     lines = [line for line in capsys.readouterr().out.splitlines() if "train: epoch" in line]
     assert [line.split(":")[1] for line in lines] == [" epoch 1/3", " epoch 2/3", " epoch 3/3"]
@@ -80,6 +85,42 @@ def test_fit_exports_best_model_and_the_kept_epochs_metrics(
     kept_weights = predictor.ensemble.members[0].state_dict()
     assert kept_weights.keys() == module.model.state_dict().keys()
     assert all(torch.equal(module.model.state_dict()[k], v) for k, v in kept_weights.items())
+
+
+def test_an_ensembles_first_member_is_the_single_model_and_the_others_have_their_own_seeds(
+    tensors: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`train.ensemble: 2`: member 1 is trained exactly as one model is (same seed, same
+    weights, same epochs table), member 2 with seed + 1000; the file holds both and the
+    temperature is fitted on their averaged validation prediction."""
+    one = Params.model_validate(TINY | {"train": TINY["train"] | {"max_epochs": 2}})
+    two = one.model_copy(update={"train": one.train.model_copy(update={"ensemble": 2})})
+    fit(one, tensors / "tensors", tensors / "one", tensors / "reports-one")
+    capsys.readouterr()
+    summary = fit(two, tensors / "tensors", tensors / "two", tensors / "reports-two")
+    out = capsys.readouterr().out
+    assert "train: member 1/2: epoch 1/2: " in out and "train: member 2/2: epoch 2/2: " in out
+    assert [m["seed"] for m in summary["members"]] == [42, 1042]
+    single = torch.load(tensors / "one" / "model.pt", weights_only=True)
+    saved = torch.load(tensors / "two" / "model.pt", weights_only=True)
+    assert saved["ensemble"]["members"] == 2 and len(saved["members"]) == 2
+    first, second = saved["members"]
+    assert all(torch.equal(first[k], v) for k, v in single["members"][0].items())
+    assert not all(torch.equal(second[k], v) for k, v in first.items())
+    for name in ("epochs.csv", "metrics.json"):  # member 1's, as one model's
+        ours = (tensors / "reports-two" / name).read_text()
+        assert ours == (tensors / "reports-one" / name).read_text(), name
+    with (tensors / "reports-two" / "members.csv").open(newline="") as table:
+        members = list(csv.DictReader(table))
+    assert [(m["member"], m["seed"]) for m in members] == [("1", "42"), ("2", "1042")]
+    assert [int(m["kept_epoch"]) for m in members] == [m["kept_epoch"] for m in summary["members"]]
+    predictor, _ = load_model(tensors / "two" / "model.pt")
+    data = WindowDataModule(tensors / "tensors", two)
+    val = predict(predictor.ensemble, data.loader("val"))
+    expected = calibration_entry(val.logits, val.labels, data.class_counts(), "trained_classes")
+    assert saved["calibration"]["temperature"] == pytest.approx(expected["temperature"], rel=1e-5)
+    assert saved["calibration"]["windows"] == len(val.labels)
+    assert (tensors / "two" / "checkpoints" / "best-member2.ckpt").exists()
 
 
 def test_monitor_val_f1_keeps_the_best_f1_epoch(tensors: Path) -> None:
@@ -208,20 +249,22 @@ RESUMABLE = TINY | {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_after", [1, 3])
+@pytest.mark.parametrize(("members", "kill_in", "kill_after"), [(1, 1, 1), (1, 1, 3), (2, 2, 1)])
 def test_a_killed_training_resumed_gives_the_uninterrupted_result(
-    tensors: Path, kill_after: int
+    tensors: Path, members: int, kill_in: int, kill_after: int
 ) -> None:
-    """SIGKILL after epoch `kill_after`, resume from `.resume/train/checkpoints/last.ckpt`: the
-    same weights, training reports and bytes of reports/eval/metrics.json as a run never
+    """SIGKILL in member `kill_in` after its epoch `kill_after`, resume from its
+    `.resume/train/member<k>/checkpoints/last.ckpt` (an earlier member kept as it finished):
+    the same weights, training reports and bytes of reports/eval/metrics.json as a run never
     interrupted."""
-    params = Params.model_validate(RESUMABLE)
+    config = RESUMABLE | {"train": RESUMABLE["train"] | {"ensemble": members}}
+    params = Params.model_validate(config)
     previous = tensors / "reports" / "train" / "metrics.json"  # what the stage's last run wrote
     previous.parent.mkdir(parents=True)
     previous.write_text('{"val": {"loss": 0.5}}')
-    child = _train_in_child(tensors, RESUMABLE)
+    child = _train_in_child(tensors, config)
     work = tensors / ".resume" / "train"
-    last = work / "checkpoints" / "last.ckpt"
+    last = work / f"member{kill_in}" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300
     while child.poll() is None and time.monotonic() < deadline:
         if last.exists() and torch.load(last, weights_only=True)["epoch"] >= kill_after:
@@ -236,23 +279,27 @@ def test_a_killed_training_resumed_gives_the_uninterrupted_result(
     assert list(previous.parent.iterdir()) == [previous]
     killed_at = torch.load(last, weights_only=True)["epoch"]
     # as if the kill cut DVCLive's in-place rewrite of its summary short (it happened in CI)
-    (work / "dvclive" / "metrics.json").write_text("")
+    (work / f"member{kill_in}" / "dvclive" / "metrics.json").write_text("")
     reports = tensors / "reports" / "train"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         summary = fit(params, tensors / "tensors", tensors / "models", reports)
     # its own checkpoints are in the folder, as they should be: nothing to warn about
     assert not [w for w in caught if "Checkpoint directory" in str(w.message)]
-    assert summary["resumed_at_epoch"] == killed_at + 1 >= kill_after + 1
-    assert summary["epochs"] == 6
+    resumed = summary["members"][kill_in - 1]
+    assert resumed["resumed_at_epoch"] == killed_at + 1 >= kill_after + 1
+    assert [m["resumed_at_epoch"] for m in summary["members"][: kill_in - 1]] == [None] * (
+        kill_in - 1
+    )  # finished before the kill: kept, not trained again
+    assert [m["epochs"] for m in summary["members"]] == [6] * members
     assert not work.exists()  # finished: nothing left to resume
     _, saved = load_model(tensors / "models" / "model.pt")
-    assert saved["summary"]["resumed_at_epoch"] == killed_at + 1
+    assert saved["summary"]["members"][kill_in - 1]["resumed_at_epoch"] == killed_at + 1
 
     whole = tensors / "uninterrupted"
     fit(params, tensors / "tensors", whole / "models", whole / "reports" / "train")
-    for log in ("epochs.csv", "metrics.json"):  # the resumed history, epochs before the kill
-        # included, reads the same
+    for log in ("epochs.csv", "members.csv", "metrics.json"):  # the resumed history, epochs
+        # before the kill included, reads the same
         ours = (tensors / "reports" / "train" / log).read_bytes()
         assert ours == (whole / "reports" / "train" / log).read_bytes(), log
     assert len(_epochs(whole / "reports" / "train")) == 6
@@ -260,9 +307,10 @@ def test_a_killed_training_resumed_gives_the_uninterrupted_result(
         torch.load(d / "model.pt", weights_only=True)
         for d in (tensors / "models", whole / "models")
     )
-    assert all(
-        torch.equal(ours["members"][0][k], theirs["members"][0][k]) for k in ours["members"][0]
-    )
+    assert len(ours["members"]) == len(theirs["members"]) == members
+    for mine, other in zip(ours["members"], theirs["members"], strict=True):
+        assert all(torch.equal(mine[k], other[k]) for k in mine)
+    assert ours["calibration"]["temperature"] == theirs["calibration"]["temperature"]
     for models, out in ((tensors / "models", tensors / "eval"), (whole / "models", whole / "eval")):
         evaluate(params, tensors / "tensors", models, out)
     assert (tensors / "eval" / "metrics.json").read_bytes() == (
@@ -292,8 +340,8 @@ def test_resume_refuses_a_checkpoint_of_other_params(tensors: Path) -> None:
     params = TINY | {"train": TINY["train"] | {"max_epochs": 2, "resume": True}}
     first = Params.model_validate(params)
     work = tensors / ".resume" / "train"
-    (work / "checkpoints").mkdir(parents=True)
-    (work / "checkpoints" / "last.ckpt").write_bytes(b"a checkpoint of some other run")
+    (work / "member1" / "checkpoints").mkdir(parents=True)
+    (work / "member1" / "checkpoints" / "last.ckpt").write_bytes(b"a checkpoint of some other run")
     (work / "fingerprint").write_text(fingerprint(first, tensors / "tensors"))
     changed = first.model_copy(
         update={"train": first.train.model_copy(update={"learning_rate": 1e-4})}
@@ -330,7 +378,7 @@ def test_an_earlier_finite_checkpoint_is_not_promoted(
     with pytest.raises(HarfusionError, match=r"the training loss became (inf|nan) in epoch 1"):
         fit(params, tensors / "tensors", tensors / "models", tensors / "reports" / "train")
     assert not (tensors / "models").exists()
-    assert (tensors / ".resume" / "train" / "checkpoints" / "best.ckpt").exists()  # epoch 0's
+    assert (tensors / ".resume" / "train" / "member1" / "checkpoints" / "best.ckpt").exists()
 
 
 @pytest.mark.parametrize("damage", ["truncated", "pickled", "foreign"])
@@ -338,7 +386,7 @@ def test_a_damaged_checkpoint_to_resume_is_refused_in_one_line(tensors: Path, da
     """A truncated or malicious `last.ckpt` ended in `Invalid argument` from deep inside."""
     params = Params.model_validate(TINY | {"train": TINY["train"] | {"resume": True}})
     work = tensors / ".resume" / "train"
-    last = work / "checkpoints" / "last.ckpt"
+    last = work / "member1" / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True)
     (work / "fingerprint").write_text(fingerprint(params, tensors / "tensors"))
     if damage == "pickled":

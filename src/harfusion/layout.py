@@ -34,8 +34,9 @@ PLOTS_TEMPLATE = Path("reports/dvc_plots_template.html")
 # train
 MODELS = Path("models")
 MODEL_FILE = "model.pt"
-TRAIN_REPORTS = Path("reports/train")  # METRICS (the kept epoch's) and EPOCHS
+TRAIN_REPORTS = Path("reports/train")  # METRICS (the kept epoch's), EPOCHS and MEMBERS
 EPOCHS = "epochs.csv"  # one row per epoch: losses, validation scores, which one was kept
+MEMBERS = "members.csv"  # one row per ensemble member: its seed, kept epoch and scores
 RESUME = Path(".resume/train")  # checkpoints of an unfinished fit; never a DVC output
 
 # baseline and evaluate write the same kinds of files, each into its own folder: METRICS, the
@@ -46,6 +47,7 @@ EVAL = Path("reports/eval")
 METRICS = "metrics.json"
 SCORES = "scores.json"
 CONFUSION = "confusion.csv"
+PREDICTIONS = "predictions.csv"  # in EVAL: every test and validation window's logits
 BASELINE_WINDOWS = "windows.json"  # in BASELINE: windows per split and class
 LATENCY = "latency.json"
 UNCERTAINTY = "uncertainty.json"
@@ -77,6 +79,7 @@ LOSO = Path("reports/loso")
 LOSO_MARKDOWN = "loso.md"  # the ablation report includes it
 LOSO_JSON = "loso.json"
 LOSO_FOLDS_PLOT = "folds.png"  # per fold, both models' macro F1
+LOSO_CALIBRATION_PLOT = "calibration.png"  # per fold, reliability before and after calibration
 REPORT = Path("reports/report.md")  # the ablation report for CML
 REPORT_HTML = Path("reports/report.html")  # one self-contained page: the run and the ablations
 

@@ -47,6 +47,7 @@ Strategy = Literal[
 ]
 # What numpy's and Lightning's seeding accept (a negative seed failed a minute into training).
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+MAX_MEMBERS = 100  # ensemble members; each is a whole training
 Positive = Annotated[int, Field(ge=1)]
 # What preprocess stores a subject id as (int32); file names spell it, so it is not negative.
 SubjectId = Annotated[int, Field(ge=0, le=2**31 - 1)]
@@ -207,6 +208,13 @@ class TrainParams(Strict):
     # threads trained these small convolutions and GRUs 4-7x slower than one.
     cpu_threads: int | Literal["auto"] = "auto"
     resume: bool = False
+    # Members trained one after another, member k with seed (seed + 1000 k) mod 2**32, their
+    # probabilities averaged: on real leave-one-subject-out three narrowed the spread across
+    # people (benchmarks/calibration_study.md). 1: one model, exactly as before.
+    ensemble: int = Field(3, ge=1, le=MAX_MEMBERS)
+    # Which validation windows the temperature is fitted on (models/calibrator.py):
+    # trained_classes (classes that had training windows), all_windows, or none (T = 1).
+    calibration: Literal["trained_classes", "all_windows", "none"] = "trained_classes"
     limit_train_batches: float | int = 1.0  # a fraction of the batches, or a number of them
 
     @field_validator("devices", "cpu_threads")

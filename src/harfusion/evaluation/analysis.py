@@ -46,6 +46,10 @@ def analyze(eval_dir: Path, train_dir: Path, baseline_dir: Path, out_dir: Path) 
         missing_modality_bars(missing, full, tmp / names["missing"])
         per_class_f1_bars(scores["per_class_f1"], tmp / names["per_class"])
         calibration_change_bars(scores, tmp / names["calibration"])
-        training_curves(read_epochs(train_dir / layout.EPOCHS), tmp / names["curves"])
+        training_curves(
+            read_epochs(train_dir / layout.EPOCHS),
+            read_epochs(train_dir / layout.MEMBERS),
+            tmp / names["curves"],
+        )
         confusion_matrices(predictions, classes, tmp / names["confusion"])
     return [out_dir / name for name in layout.ANALYSIS_PLOTS]

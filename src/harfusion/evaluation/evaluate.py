@@ -2,7 +2,8 @@
 MC-dropout uncertainty, every missing-modality subset, and inference latency.
 
 `metrics.json` holds the headline only (what `dvc exp show` and `dvc metrics diff` list);
-every other number goes to `scores.json`, `uncertainty.json` and `missing_modality.json`."""
+every other number goes to `scores.json`, `uncertainty.json` and `missing_modality.json`, and
+every test and validation window's logits to `predictions.csv`."""
 
 from __future__ import annotations
 
@@ -213,6 +214,7 @@ def calibrated_metrics(
     metrics |= {f"{key}_before": value for key, value in before.items()}
     metrics |= {f"{key}_after": value for key, value in after.items()}
     metrics["temperature"] = calibration["temperature"]
+    metrics["calibration"] = calibration
     metrics["val_nll_before"] = calibration_summary(val.logits, val.labels, bins)["nll"]
     metrics["val_nll_after"] = calibration_summary(
         calibrated(val.logits, calibration), val.labels, bins
@@ -286,6 +288,7 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
         f"{class_names[a]},{class_names[p]}\n"
         for a, p in zip(test.labels.tolist(), predicted, strict=True)
     )
+    predictions = predictions_csv({"test": test, "val": val}, class_names)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         _write_json(tmp / layout.METRICS, metrics)
@@ -295,6 +298,7 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
         _write_json(tmp / layout.MISSING_MODALITY, missing)
         _write_json(tmp / layout.RELIABILITY, reliability | {"temperature": temperature})
         (tmp / layout.CONFUSION).write_text(confusion)
+        (tmp / layout.PREDICTIONS).write_text(predictions)
         reliability_diagram(reliability, temperature, tmp / layout.CALIBRATION_PLOT)
         attention_figure(
             list(model.modalities),
@@ -305,6 +309,29 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
             tmp / layout.ATTENTION_PLOT,
         )
     return scores
+
+
+def predictions_csv(splits: dict[str, Predictions], class_names: list[str]) -> str:
+    """One row per window of each split: the split, its true and predicted class, and the
+    logits before calibration (an ensemble's: the log of its mean probability), to 9
+    significant digits (a float32 read back is the same number). With the model file's
+    calibration (`scores.json`), LOSO pools them across folds and calibrators can be compared
+    without retraining."""
+    columns = [
+        "split",
+        "actual",
+        "predicted",
+        *(f"logit_{n.replace(' ', '_')}" for n in class_names),
+    ]
+    lines = [",".join(columns)]
+    for split, run in splits.items():
+        rows = zip(
+            run.logits.tolist(), run.labels.tolist(), run.logits.argmax(dim=1).tolist(), strict=True
+        )
+        for logits, label, best in rows:
+            values = ",".join(f"{value:.9g}" for value in logits)
+            lines.append(f"{split},{class_names[label]},{class_names[best]},{values}")
+    return "\n".join(lines) + "\n"
 
 
 def as_trained(params: Params, saved: dict) -> Params:

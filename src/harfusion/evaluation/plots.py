@@ -177,8 +177,12 @@ def calibration_change_bars(metrics: dict, path: Path) -> None:
     _save(figure, path)
 
 
-def training_curves(rows: list[dict[str, float]], path: Path) -> None:
-    """Train and validation loss, and validation scores, by epoch; the kept epoch marked."""
+def training_curves(
+    rows: list[dict[str, float]], members: list[dict[str, float]], path: Path
+) -> None:
+    """Train and validation loss, and validation scores, by epoch; the kept epoch marked. For
+    an ensemble the first member's curves (the others' differ by their seed only), and every
+    member's kept epoch in the title."""
     epochs = [row["epoch"] for row in rows]
     kept = next(row for row in rows if row["kept"])
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -196,6 +200,12 @@ def training_curves(rows: list[dict[str, float]], path: Path) -> None:
         axis.legend(fontsize=8)
     axes[0].set_title(f"Loss by epoch (◆ the kept checkpoint: epoch {kept['epoch']:g})")
     axes[1].set_title("Validation scores by epoch (◆ the kept epoch)")
+    if len(members) > 1:
+        epochs_kept = ", ".join(f"{m['kept_epoch']:g}" for m in members)
+        figure.suptitle(
+            f"Member 1 of an ensemble of {len(members)} (seed {members[0]['seed']:g}); "
+            f"kept epochs of the members: {epochs_kept}"
+        )
     axes[1].set_ylim(0, 1)
     _save(figure, path)
 

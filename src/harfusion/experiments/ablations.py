@@ -139,6 +139,11 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def command_overrides(items: list[str], ensemble: int | None) -> dict[str, Any]:
+    """A command's `-S` items and its `--ensemble` (None: not given) as overrides."""
+    return parse_set(items) | ({"train.ensemble": ensemble} if ensemble is not None else {})
+
+
 def one_line(exc: yaml.YAMLError) -> str:
     """A YAML error's several lines as one, e.g. `expected ',' or ']' … line 1, column 7`."""
     return " ".join(str(exc).split())

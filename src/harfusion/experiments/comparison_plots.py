@@ -207,3 +207,58 @@ def loso_folds(folds: list[dict[str, Any]], title: str, path: Path) -> None:
     axes[0].legend(loc="lower right")
     figure.suptitle(f"{title}: each fold's held-out subject")
     _save(figure, path)
+
+
+def loso_reliability(summary: dict[str, Any], title: str, path: Path) -> None:
+    """Leave-one-subject-out calibration: one reliability diagram per fold (every seed's test
+    windows together) and one over all folds, before and after calibration, with ECE (the
+    mean over seeds per fold; the pooled value over all folds) and the windows drawn (every
+    seed's) in each panel's title."""
+    calibration = summary["calibration"]
+    reliability = calibration["reliability"]
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for row in summary["folds"]:
+        if "ece_before" in row:
+            rows.setdefault(str(row["test_subject"]), []).append(row)
+    panels = [*rows, *(key for key in reliability if key not in rows)]
+    columns = min(len(panels), 4)
+    lines = -(-len(panels) // columns)
+    figure, axes = plt.subplots(
+        lines, columns, figsize=(3.4 * columns, 3.4 * lines), squeeze=False, layout="constrained"
+    )
+    pooled = calibration["pooled"]
+    for axis, key in zip(axes.flat, panels, strict=False):
+        if key in rows:
+            before = np.mean([r["ece_before"] for r in rows[key]])
+            after = np.mean([r["ece_after"] for r in rows[key]])
+            name = f"test {key} (val {rows[key][0]['val_subject']})"
+        else:
+            before, after = pooled["ece_before"]["value"], pooled["ece_after"]["value"]
+            name = key
+        for when, colour, marker in (("before", "grey", "s"), ("after", "tab:blue", "o")):
+            bins = reliability[key][when]
+            shown = np.array(bins["count"]) > 0
+            axis.plot(
+                np.array(bins["confidence"])[shown],
+                np.array(bins["accuracy"])[shown],
+                marker=marker,
+                color=colour,
+                linewidth=1,
+                markersize=4,
+                label=f"{when} calibration",
+            )
+        axis.plot([0, 1], [0, 1], "--", color="black", linewidth=0.8)
+        windows = sum(reliability[key]["before"]["count"])
+        title = f"{name}\nECE {before:.3f} → {after:.3f}, {windows} windows"
+        axis.set(xlim=(0, 1), ylim=(0, 1), title=title)
+        axis.title.set_fontsize(9)
+        axis.grid(alpha=0.3)
+    for axis in axes.flat[len(panels) :]:
+        axis.set_visible(False)
+    for axis in axes[:, 0]:
+        axis.set_ylabel("accuracy in bin")
+    for axis in axes[-1, :]:
+        axis.set_xlabel("mean confidence in bin")
+    axes.flat[0].legend(loc="upper left", fontsize=7)
+    figure.suptitle(f"{title}: reliability of the test windows per fold")
+    _save(figure, path)

@@ -1,8 +1,8 @@
 """Leave-one-subject-out: one DVC experiment per held-out test subject (and seed), validation on
 the next subject, then pooled out-of-fold macro F1 and the mean ± std over folds.
 
-    harfusion loso [--config fusion-hybrid] [--subjects 101,102,...] [--seeds K] [-j N]
-                   [--shard I/N] [--push]
+    harfusion loso [--config fusion-hybrid] [--subjects 101,102,...] [--seeds K]
+                   [--ensemble K] [-j N] [--shard I/N] [--push]
 
 Shard splits let one subject's other activities into training; only whole held-out subjects say
 how a model does on a person it has never seen, which is what a wearable has to do.
@@ -33,9 +33,9 @@ from harfusion.experiments.ablations import (
     Config,
     Run,
     check_runs,
+    command_overrides,
     expand,
     load_ablations,
-    parse_set,
 )
 from harfusion.experiments.comparison import baseline_score, reads_synthetic, summarize
 from harfusion.experiments.dvc_client import (
@@ -43,10 +43,13 @@ from harfusion.experiments.dvc_client import (
     BASELINE_WINDOWS,
     CONFUSION,
     METRICS,
+    PREDICTIONS,
+    SCORES,
     Experiment,
+    read_json,
     read_output,
 )
-from harfusion.params import Params, load_params
+from harfusion.params import EvaluateParams, Params, load_params
 
 
 def subjects_of(params: Params, chosen: list[int] | None) -> list[int]:
@@ -126,11 +129,14 @@ def _predictions(text: str) -> tuple[list[str], list[str]]:
 @dataclass
 class FoldOutputs:
     """What a finished fold's experiment left: test predictions of both models, windows per
-    class and split (the baseline stage counts them)."""
+    class and split (the baseline stage counts them), and the deep model's logits per window
+    with its scores (the class order and the calibration its model file applies)."""
 
     deep: str
     baseline: str | None = None
     windows: dict[str, dict[str, int]] | None = None
+    predictions: str | None = None
+    scores: dict[str, Any] | None = None
 
 
 def read_fold(rev: str) -> FoldOutputs | None:
@@ -139,11 +145,15 @@ def read_fold(rev: str) -> FoldOutputs | None:
         return None
     windows = read_output(BASELINE_WINDOWS, rev)
     return FoldOutputs(
-        deep, read_output(BASELINE_CONFUSION, rev), json.loads(windows) if windows else None
+        deep,
+        read_output(BASELINE_CONFUSION, rev),
+        json.loads(windows) if windows else None,
+        read_output(PREDICTIONS, rev),
+        read_json(SCORES, rev),
     )
 
 
-def _scores(
+def macro_f1_scores(
     actual: list[str], predicted: list[str], learnable: list[str]
 ) -> tuple[float, float | None, dict[str, float]]:
     """(macro F1 over the classes in `actual`, over the learnable ones among them, per class):
@@ -164,7 +174,7 @@ def _pooled(predictions: dict[Any, tuple[list[str], list[str]]], learnable: list
     over_learnable: list[float] = []
     per_class: dict[str, list[float]] = {}
     for actual, predicted in predictions.values():
-        every, chosen, f1 = _scores(actual, predicted, learnable)
+        every, chosen, f1 = macro_f1_scores(actual, predicted, learnable)
         overall.append(every)
         if chosen is not None:
             over_learnable.append(chosen)
@@ -254,8 +264,9 @@ def summarize_folds(
             ("baseline", "baseline_f1_macro_learnable"),
         ):
             if model in per_fold.get(row["experiment"], {}):
-                row[key] = _scores(*per_fold[row["experiment"]][model], learnable)[1]
+                row[key] = macro_f1_scores(*per_fold[row["experiment"]][model], learnable)[1]
     fold_baseline = [r["baseline_f1_macro"] for r in rows if r["baseline_f1_macro"] is not None]
+    calibration = calibrate_folds(rows, {r.name: finished[r.name] for r in done}, outputs)
     return {
         "folds": rows,
         "learnable_classes": learnable,
@@ -273,6 +284,62 @@ def summarize_folds(
         **_fold_learnable(rows, "f1_macro_learnable"),
         **_fold_learnable(rows, "baseline_f1_macro_learnable"),
         "missing": [run.name for run in runs if run.name not in {r["experiment"] for r in rows}],
+        "calibration": calibration,
+    }
+
+
+def calibrate_folds(
+    rows: list[dict[str, Any]], finished: dict[str, Experiment], outputs: dict[str, FoldOutputs]
+) -> dict[str, Any] | None:
+    """Add each fold's ece/nll/brier before and after calibration (and the temperature, and its
+    test windows of classes it had no training window of) to its row; return the pooled
+    out-of-fold figures and the per-fold mean, or None when no fold left its predictions (an
+    experiment of an older harfusion)."""
+    from harfusion.experiments import loso_calibration as calibration  # torch
+
+    folds = []
+    bins = EvaluateParams().ece_bins
+    for row in rows:
+        out = outputs[row["experiment"]]
+        if out.predictions is None or out.scores is None or "calibration" not in out.scores:
+            continue
+        bins = finished[row["experiment"]].params.get("evaluate", {}).get("ece_bins", bins)
+        fold = calibration.fold_windows(
+            row["test_subject"],
+            row["seed"],
+            out.predictions,
+            out.scores["class_names"],
+            out.scores["calibration"],
+        )
+        row |= {"temperature": out.scores["calibration"]["temperature"], **fold.scores(bins)}
+        if out.windows:
+            trained = out.windows["train"]
+            row["untrained_windows"] = sum(
+                trained.get(fold.classes[label], 0) == 0 for label in fold.labels.tolist()
+            )
+        folds.append(fold)
+    if not folds:
+        return None
+    keys = [f"{m}_{when}" for m in calibration.METRICS for when in ("before", "after")]
+    scored = [row for row in rows if "ece_before" in row]
+    by_subject: dict[int, list[dict[str, Any]]] = {}
+    for row in scored:
+        by_subject.setdefault(row["test_subject"], []).append(row)
+    lower = {
+        metric: sum(
+            np.mean([r[f"{metric}_after"] for r in fold_rows])
+            < np.mean([r[f"{metric}_before"] for r in fold_rows])
+            for fold_rows in by_subject.values()
+        )
+        for metric in calibration.METRICS
+    }
+    return {
+        "bins": bins,
+        "pooled": calibration.pooled_calibration(folds, bins),
+        "fold_mean": {key: float(np.mean([row[key] for row in scored])) for key in keys},
+        "folds_lower_after": {metric: int(n) for metric, n in lower.items()},
+        "folds": len(by_subject),
+        "reliability": calibration.reliability_by_fold(folds, bins),
     }
 
 
@@ -383,7 +450,69 @@ def markdown(
     ]
     if summary["missing"]:
         lines += ["", f"Not finished: {', '.join(summary['missing'])}"]
+    if summary.get("calibration"):
+        lines += ["", *calibration_markdown(summary)]
     return "\n".join(lines) + "\n"
+
+
+def _interval(entry: dict[str, Any], sign: str = "") -> str:
+    value = f"{entry['value']:{sign}.3f}"
+    if entry["ci95"] is None:
+        return value
+    low, high = entry["ci95"]
+    return f"{value} [{low:{sign}.3f}, {high:{sign}.3f}]"
+
+
+def calibration_markdown(summary: dict[str, Any]) -> list[str]:
+    """Pooled out-of-fold calibration with its intervals, then per fold with the mean."""
+    calibration = summary["calibration"]
+    pooled = calibration["pooled"]
+    names = {"ece": "ECE", "nll": "NLL", "brier": "Brier"}
+    lines = [
+        "## Calibration across people",
+        "",
+        f"Test windows' ECE ({calibration['bins']} bins), NLL and Brier score before and after "
+        "each fold's calibration (its model file's temperature, fitted by training on the "
+        "validation subject). Pooled: every fold's test windows at once per seed, the mean "
+        f"over seeds ({_join(pooled['seeds'])}); 95% intervals from {pooled['bootstrap']} "
+        "bootstrap resamples of the windows within each fold.",
+        "",
+        "| pooled out-of-fold | before | after | change |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {label} | {_interval(pooled[f'{key}_before'])} | {_interval(pooled[f'{key}_after'])} "
+        f"| {_interval(pooled[f'{key}_change'], '+')} |"
+        for key, label in names.items()
+    ]
+    lower = calibration["folds_lower_after"]
+    lines += [
+        "",
+        f"Lower after calibration, per fold (mean over seeds): ECE in {lower['ece']} of "
+        f"{calibration['folds']} folds, NLL in {lower['nll']}, Brier in {lower['brier']}.",
+        "",
+        "| test subject | val subject | seed | windows | of untrained classes | temperature "
+        "| ECE before | ECE after | NLL before | NLL after | Brier before | Brier after |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    keys = [f"{m}_{when}" for m in names for when in ("before", "after")]
+    for row in summary["folds"]:
+        if "ece_before" in row:
+            lines.append(
+                f"| {row['test_subject']} | {row['val_subject']} | {row['seed']} "
+                f"| {row.get('windows', '–')} | {row.get('untrained_windows', '–')} "
+                f"| {row['temperature']:.3f} | "
+                + " | ".join(f"{row[key]:.3f}" for key in keys)
+                + " |"
+            )
+    mean = calibration["fold_mean"]
+    lines += [
+        "| **mean** | | | | | | " + " | ".join(f"**{mean[key]:.3f}**" for key in keys) + " |",
+        "",
+        f"![Reliability per fold, before and after calibration]({layout.LOSO_CALIBRATION_PLOT})",
+        "",
+    ]
+    return lines
 
 
 def _margin(deep: float, baseline: float | None) -> str:
@@ -433,6 +562,7 @@ def add_plan_arguments(parse: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="extra override for every fold, as `dvc exp run -S`",
     )
+    options.add_ensemble(parse)
     parse.add_argument(
         "--ablations", type=Path, default=layout.ABLATIONS, help="where --config is looked up"
     )
@@ -462,7 +592,7 @@ def plan(args: argparse.Namespace) -> Plan:
             raise HarfusionError(f"--config: no configuration {args.config!r} in ablations")
     subjects = subjects_of(params, args.subjects)
     runner.check_folder(args.out, "--out")
-    runs = folds(config, subjects, args.seeds, parse_set(args.set))
+    runs = folds(config, subjects, args.seeds, command_overrides(args.set, args.ensemble))
     if args.folds is not None:
         if not 1 <= args.folds <= len(subjects):
             raise HarfusionError(f"--folds: between 1 and {len(subjects)}, got {args.folds}")
@@ -480,7 +610,7 @@ def write_summary(args: argparse.Namespace, planned: Plan, finished: dict[str, E
     summary = summarize_folds(planned.runs, finished, outputs)
     ran = next(finished[r["experiment"]] for r in summary["folds"]).params
     ran_with = Params.model_validate(ran) if ran else planned.params
-    overrides = planned.config.overrides | parse_set(args.set)
+    overrides = planned.config.overrides | command_overrides(args.set, args.ensemble)
     summary["protocol"] = {
         "data_source": data_source(ran_with),
         "raw_dir": ran_with.data.raw_dir,
@@ -495,6 +625,11 @@ def write_summary(args: argparse.Namespace, planned: Plan, finished: dict[str, E
 
     with atomic_path(args.out / layout.LOSO_FOLDS_PLOT) as tmp:
         loso_folds(summary["folds"], f"Leave-one-subject-out: {planned.config.name}", tmp)
+    if summary["calibration"]:
+        from harfusion.experiments.comparison_plots import loso_reliability
+
+        with atomic_path(args.out / layout.LOSO_CALIBRATION_PLOT) as tmp:
+            loso_reliability(summary, f"Leave-one-subject-out: {planned.config.name}", tmp)
     write_text(args.out / layout.LOSO_MARKDOWN, text)
     print(text)
 

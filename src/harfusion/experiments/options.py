@@ -8,6 +8,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+from harfusion.params import MAX_MEMBERS
+
 MAX_JOBS = 64  # queue workers; each runs a whole training
 MAX_SEEDS = 100  # seeds per configuration or fold
 MAX_RESTARTS = 100
@@ -61,3 +63,14 @@ def subject_ids(text: str) -> list[int]:
     if len(set(ids)) != len(ids):
         raise argparse.ArgumentTypeError(f"a subject is named twice in {text!r}")
     return ids
+
+
+def add_ensemble(parse: argparse.ArgumentParser) -> None:
+    """`--ensemble K`: shorthand for `-S train.ensemble=K` (it wins over an `-S` of that key)."""
+    parse.add_argument(
+        "--ensemble",
+        type=count(1, MAX_MEMBERS, "--ensemble"),
+        metavar="K",
+        help="members per model, each trained with its own seed, probabilities averaged "
+        "(shorthand for -S train.ensemble=K; default: params.yaml's)",
+    )

@@ -12,6 +12,7 @@ from harfusion.experiments.dvc_client import (
     BASELINE_WINDOWS,
     CONFUSION,
     MISSING_MODALITY,
+    PREDICTIONS,
     SCORES,
     SPLIT_SUMMARY,
     Experiment,
@@ -26,6 +27,7 @@ SUMMARY_INPUTS = (
     SCORES,
     MISSING_MODALITY,
     CONFUSION,
+    PREDICTIONS,
     BASELINE_CONFUSION,
     BASELINE_WINDOWS,
 )

@@ -1,7 +1,7 @@
 """Run the ablation configurations (ablations.yaml) as DVC experiments through the queue.
 
-    harfusion sweep [--only GROUP|NAME,...] [--seeds K] [-S key=value ...] [-j N]
-                    [--shard I/N] [--push]
+    harfusion sweep [--only GROUP|NAME,...] [--seeds K] [--ensemble K] [-S key=value ...]
+                    [-j N] [--shard I/N] [--push]
 
 Every configuration (or the selected ones, once per seed) becomes `dvc exp run --queue -n NAME
 -S ...`. Exits non-zero when any experiment failed, after saving the failed tasks' logs and
@@ -15,7 +15,13 @@ from pathlib import Path
 
 from harfusion import layout
 from harfusion.experiments import interrupts, options, runner
-from harfusion.experiments.ablations import Run, check_runs, expand, load_ablations, parse_set
+from harfusion.experiments.ablations import (
+    Run,
+    check_runs,
+    command_overrides,
+    expand,
+    load_ablations,
+)
 
 
 def add_plan_arguments(parse: argparse.ArgumentParser) -> None:
@@ -39,6 +45,7 @@ def add_plan_arguments(parse: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="extra override for every experiment, as `dvc exp run -S`",
     )
+    options.add_ensemble(parse)
     parse.add_argument(
         "--ablations", type=Path, default=layout.ABLATIONS, help="the configurations' file"
     )
@@ -50,7 +57,8 @@ def add_plan_arguments(parse: argparse.ArgumentParser) -> None:
 def plan(args: argparse.Namespace) -> list[Run]:
     """The experiments the options name, their params validated before anything is queued."""
     only = [item for value in args.only or [] for item in value.split(",") if item]
-    runs = expand(load_ablations(args.ablations).select(only), args.seeds, parse_set(args.set))
+    extra = command_overrides(args.set, args.ensemble)
+    runs = expand(load_ablations(args.ablations).select(only), args.seeds, extra)
     check_runs(runs, args.params)
     return runs
 

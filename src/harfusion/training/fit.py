@@ -1,5 +1,5 @@
-"""Fit a fusion model with Lightning; write its best weights, calibrated on the validation split,
-as the model file (`models/model.pt`)."""
+"""Fit a fusion model with Lightning, `train.ensemble` members one after another; write their
+best weights, calibrated on the validation split, as the model file (`models/model.pt`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import shutil
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ from lightning.pytorch.loggers import Logger
 from harfusion.atomic import atomic_path
 from harfusion.data.dataset import ShardWindows
 from harfusion.errors import HarfusionError, refused_torch_file
-from harfusion.layout import EPOCHS, MANIFEST, METRICS, MODEL_FILE, NORM_STATS, RESUME
+from harfusion.layout import EPOCHS, MANIFEST, MEMBERS, METRICS, MODEL_FILE, NORM_STATS, RESUME
 from harfusion.models.calibrator import fit_calibration
+from harfusion.models.ensemble import Ensemble
 from harfusion.models.fusion import build_model, channels_for
 from harfusion.models.model_file import model_card, save_model, training_data
 from harfusion.params import Params
@@ -104,7 +106,11 @@ class KeptCheckpoint(ModelCheckpoint):
     and scores, and `kept` when the epoch became the best. A queued experiment's log has no
     progress bar, and this hook is where an epoch is complete: Lightning calls a checkpoint's
     epoch-end hook after the LightningModule logged the epoch's train loss, later than any plain
-    callback's."""
+    callback's. `label` names the ensemble member in each line ("member 2/3"), if any."""
+
+    def __init__(self, label: str = "", **options: Any) -> None:
+        super().__init__(**options)
+        self.label = label
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
@@ -115,10 +121,10 @@ class KeptCheckpoint(ModelCheckpoint):
         kept = self.best_model_score is not self._reported  # a new best: a new tensor
         self._reported = self.best_model_score
         if trainer.is_global_zero:
-            print(epoch_line(trainer, kept), flush=True)
+            print(epoch_line(trainer, kept, self.label), flush=True)
 
 
-def epoch_line(trainer: L.Trainer, kept: bool) -> str:
+def epoch_line(trainer: L.Trainer, kept: bool, label: str = "") -> str:
     scores = trainer.callback_metrics
     names = {
         "train_loss": "train loss",
@@ -127,7 +133,9 @@ def epoch_line(trainer: L.Trainer, kept: bool) -> str:
         "val_f1_macro": "val macro F1",
     }
     parts = [f"{label} {float(scores[key]):.4f}" for key, label in names.items() if key in scores]
-    line = f"train: epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(parts)}"
+    member = f"{label}: " if label else ""
+    epoch = f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+    line = f"train: {member}{epoch}: {', '.join(parts)}"
     return line + (", kept" if kept else "")
 
 
@@ -156,21 +164,30 @@ def _tsv(path: Path) -> list[tuple[int, str]]:
     return [(int(fields[0]), fields[-1]) for fields in (row.split("\t") for row in rows)]
 
 
-def write_training_reports(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
-    """`epochs.csv` (every epoch) and `metrics.json`: the kept epoch and its validation scores,
-    the numbers DVC shows for training."""
+def write_training_reports(members: list[Member], out_dir: Path) -> dict[str, Any]:
+    """`epochs.csv` (member 1's every epoch: one member's curves read as curves),
+    `metrics.json` (member 1's kept epoch and its validation scores, the numbers DVC shows for
+    training) and `members.csv` (each member's seed and kept epoch with its scores)."""
+    rows = members[0].rows
     kept = next(row for row in rows if row["kept"])
     metrics = {"kept_epoch": kept["epoch"]} | {
         key: kept[key] for key in ("val_loss", "val_f1_macro") if key in kept
     }
     columns = list(dict.fromkeys(key for row in rows for key in row))
     columns.sort(key=lambda c: (c != "epoch", c == "kept", not c.endswith("loss"), c))
+    kept_rows = [
+        {"member": index + 1, "seed": m.summary["seed"], "epochs": len(m.rows)}
+        | {f"kept_{k}": v for k, v in next(r for r in m.rows if r["kept"]).items() if k != "kept"}
+        for index, m in enumerate(members)
+    ]
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        with (tmp / EPOCHS).open("w", newline="") as out:
-            table = csv.DictWriter(out, columns, lineterminator="\n")
-            table.writeheader()
-            table.writerows(rows)
+        for name, table in ((EPOCHS, rows), (MEMBERS, kept_rows)):
+            fields = columns if name == EPOCHS else list(kept_rows[0])
+            with (tmp / name).open("w", newline="") as out:
+                writer = csv.DictWriter(out, fields, lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(table)
         (tmp / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -253,19 +270,20 @@ def fingerprint(params: Params, tensor_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def _resume_from(params: Params, tensor_dir: Path, work: Path) -> Path | None:
-    """`last.ckpt` in `work` if `train.resume` is on and it was trained on the same inputs;
-    otherwise `work` is emptied for this run (what a killed run left there is garbage)."""
-    stamp, last = work / "fingerprint", work / CHECKPOINTS / "last.ckpt"
+def _prepare_work(params: Params, tensor_dir: Path, work: Path) -> bool:
+    """True when `train.resume` is on and `work` holds a run on the same inputs (a fingerprint
+    guards that): its finished members are kept and the member it was in resumes from its
+    `last.ckpt`. Otherwise `work` is emptied for this run (what a killed run left is garbage)."""
+    stamp = work / "fingerprint"
     current = fingerprint(params, tensor_dir)
-    if params.train.resume and last.exists() and stamp.exists() and stamp.read_text() == current:
-        return last
+    if params.train.resume and stamp.exists() and stamp.read_text() == current:
+        return True
     if os.environ.get("LOCAL_RANK", "0") != "0":
-        return None  # DDP workers start after rank 0 prepared the directory; they only read
+        return False  # DDP workers start after rank 0 prepared the directory; they only read
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     stamp.write_text(current)
-    return None
+    return False
 
 
 # What Lightning reads from a checkpoint it resumes: key → type.
@@ -321,28 +339,95 @@ def rewind_log(live: Path, global_step: int) -> None:
         summary.unlink()
 
 
-def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -> dict:
-    """Train, keep the checkpoint best on `train.monitor`, write `models/model.pt` and
-    `reports_dir`: `epochs.csv` and the kept epoch's `metrics.json`.
+MEMBER_SEED_STEP = 1000  # member k's seed is seed + 1000 k: apart from LOSO's seeds 1..100
+MEMBER_FILE = "member.pt"  # a finished member's weights and history, kept until the fit ends
+KEPT = "kept.ckpt"  # a finished member's best checkpoint, beside MEMBER_FILE
 
-    Checkpoints and DVCLive's logs are written into `.resume/train/` (git-ignored) while
-    training, not into the stage's outputs: DVC deletes those before a stage runs, `persist: true`
-    would cost the stage its run-cache, and an interrupted run must leave `reports/train/` as it
-    was. The reports are written from the log when training ends. With `train.resume`, a killed
-    run picks up from `last.ckpt`, its logs included, if params and tensors are unchanged (a
-    fingerprint guards that); without it, the next run starts the folder anew.
+
+def member_seed(seed: int, member: int) -> int:
+    """The seed of member `member` (from 0) of an ensemble trained with `seed`: member 0 is
+    `seed` itself, so one member is exactly the single model; replicates with seeds 1, 2, 3
+    share no member."""
+    return (seed + MEMBER_SEED_STEP * member) % 2**32
+
+
+@dataclass
+class Member:
+    """One trained member: its kept weights, its epochs (DVCLive's log as a table) and how its
+    training went."""
+
+    state: dict[str, torch.Tensor]
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -> dict:
+    """Train `train.ensemble` members one after another, each kept at its best on
+    `train.monitor`; fit the calibration on their averaged validation prediction; write
+    `models/model.pt` and `reports_dir`: member 1's `epochs.csv` and kept epoch's
+    `metrics.json`, and every member's kept epoch in `members.csv`.
+
+    Checkpoints and DVCLive's logs are written into `.resume/train/member<k>/` (git-ignored)
+    while training, not into the stage's outputs: DVC deletes those before a stage runs,
+    `persist: true` would cost the stage its run-cache, and an interrupted run must leave
+    `reports/train/` as it was. The reports are written from the logs when training ends. With
+    `train.resume`, a killed run keeps the members it finished and picks the one it was in up
+    from its `last.ckpt`, logs included, if params and tensors are unchanged (a fingerprint
+    guards that); without it, the next run starts the folder anew.
     """
+    configure_threads(params)
+    data = WindowDataModule(tensor_dir, params)
+    work = models_dir.parent / RESUME  # beside models/, never a DVC output
+    resuming = _prepare_work(params, tensor_dir, work)
+    trained = [
+        train_member(params, data, index, work / f"member{index + 1}", resuming)
+        for index in range(params.train.ensemble)
+    ]
+    members = [member for member in trained if member is not None]
+    if len(members) != len(trained):  # a DDP worker: rank 0 writes the outputs
+        return {}
+    for index in range(len(members)):
+        name = "best.ckpt" if index == 0 else f"best-member{index + 1}.ckpt"
+        with atomic_path(models_dir / "checkpoints" / name) as tmp:
+            shutil.copyfile(work / f"member{index + 1}" / KEPT, tmp)
+    # member 1's figures, as for one model; every member's under "members"
+    summary = members[0].summary | {
+        "fit_seconds": round(sum(m.summary["fit_seconds"] for m in members), 2),
+        "members": [m.summary for m in members],
+    }
+    card = _card(params, data, tensor_dir, [m.state for m in members], summary)
+    save_model(models_dir / MODEL_FILE, [m.state for m in members], card)
+    write_training_reports(members, reports_dir)
+    shutil.rmtree(work, ignore_errors=True)  # finished: nothing left to resume
+    return summary | {"calibration": card["calibration"]}
+
+
+def train_member(
+    params: Params, data: WindowDataModule, index: int, folder: Path, resuming: bool
+) -> Member | None:
+    """Member `index` (from 0), trained with its own seed into `folder`, or as a killed run
+    left it there (finished, or its `last.ckpt` to go on from) when `resuming`. None on a DDP
+    worker (rank 0 keeps the result)."""
     # dvclive imports DVC; importing it here lets benchmarks build the Trainer without it.
     from dvclive.lightning import DVCLiveLogger
 
-    L.seed_everything(params.seed, workers=True, verbose=False)
-    configure_threads(params)
-    train = params.train
-    data = WindowDataModule(tensor_dir, params)
-    module = make_module(params, data)
-    work = models_dir.parent / RESUME  # beside models/, never a DVC output
-    live = work / "dvclive"
-    resume = _resume_from(params, tensor_dir, work)
+    count, train = params.train.ensemble, params.train
+    label = f"member {index + 1}/{count}" if count > 1 else ""
+    finished = folder / MEMBER_FILE
+    if resuming and finished.exists():
+        saved = torch.load(finished, weights_only=True, map_location="cpu")
+        print(f"train: {label or 'the model'}: finished before the interruption, kept", flush=True)
+        return Member(saved["state"], saved["rows"], saved["summary"])
+    last = folder / CHECKPOINTS / "last.ckpt"
+    resume = last if resuming and last.exists() else None
+    if resume is None and os.environ.get("LOCAL_RANK", "0") == "0":
+        shutil.rmtree(folder, ignore_errors=True)  # what a run killed before its first epoch left
+        folder.mkdir(parents=True)
+    seed = member_seed(params.seed, index)
+    L.seed_everything(seed, workers=True, verbose=False)
+    data.shuffle_generator.manual_seed(seed)
+    module = make_module(params.model_copy(update={"seed": seed}), data)
+    live = folder / "dvclive"
     resumed = None
     if resume is not None:
         restored = read_checkpoint(resume)
@@ -350,7 +435,8 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
         rewind_log(live, restored["global_step"])
     mode = "min" if train.monitor == "val_loss" else "max"
     checkpoint = KeptCheckpoint(
-        dirpath=work / CHECKPOINTS,  # empty unless resuming: Lightning warns about any file
+        label,
+        dirpath=folder / CHECKPOINTS,  # empty unless resuming: Lightning warns about any file
         filename="best",
         monitor=train.monitor,
         mode=mode,
@@ -361,7 +447,10 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
         dir=str(live), resume=resume is not None, dvcyaml=False, save_dvc_exp=False
     )
     trainer = make_trainer(
-        params, callbacks=[stopping, checkpoint, RandomState(data)], logger=logger
+        params,
+        callbacks=[stopping, checkpoint, RandomState(data)],
+        logger=logger,
+        enable_model_summary=index == 0,  # every member has the same layers
     )
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -373,40 +462,48 @@ def fit(params: Params, tensor_dir: Path, models_dir: Path, reports_dir: Path) -
         trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     seconds = time.perf_counter() - started
     if not trainer.is_global_zero:
-        return {}
-    with atomic_path(models_dir / "checkpoints" / "best.ckpt") as tmp:
+        return None
+    with atomic_path(folder / KEPT) as tmp:
         shutil.copyfile(checkpoint.best_model_path, tmp)
-    best = torch.load(
-        models_dir / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu"
-    )
-    kept = write_training_reports(epoch_table(live, best["epoch"] + 1), reports_dir)
-    shutil.rmtree(work, ignore_errors=True)
+    best = torch.load(folder / KEPT, weights_only=True, map_location="cpu")
     state = {
         k.removeprefix("model."): v for k, v in best["state_dict"].items() if k.startswith("model.")
     }
+    rows = epoch_table(live, best["epoch"] + 1)
     summary = {
+        "seed": seed,
         "epochs": trainer.current_epoch,
-        "kept_epoch": kept["kept_epoch"],
+        "kept_epoch": best["epoch"] + 1,
         "monitor": train.monitor,
         f"best_{train.monitor}": float(checkpoint.best_model_score or float("nan")),
         "fit_seconds": round(seconds, 2),
         "seconds_per_epoch": round(seconds / max(trainer.current_epoch, 1), 3),
         "resumed_at_epoch": resumed,
     }
-    save_model(models_dir / MODEL_FILE, [state], _card(params, data, tensor_dir, state, summary))
-    return summary
+    with atomic_path(finished) as tmp:
+        torch.save({"state": state, "rows": rows, "summary": summary}, tmp)
+    return Member(state, rows, summary)
 
 
 def _card(
-    params: Params, data: WindowDataModule, tensor_dir: Path, state: dict, summary: dict
+    params: Params, data: WindowDataModule, tensor_dir: Path, states: list[dict], summary: dict
 ) -> dict:
-    """The model file's card: what training knows, and the calibration fit on the validation
-    split with the kept weights (evaluate and predict apply it; neither fits one)."""
-    member = build_model(params, channels_for(params), len(data.classes))
-    member.load_state_dict(state)
+    """The model file's card: what training knows, and the calibration fitted on the members'
+    averaged prediction for the validation split (evaluate and predict apply it; neither fits
+    one)."""
+    members = []
+    for state in states:
+        member = build_model(params, channels_for(params), len(data.classes))
+        member.load_state_dict(state)
+        members.append(member)
     windows = data.splits["train"]
-    member.to(windows.device if isinstance(windows, ShardWindows) else torch.device("cpu"))
-    calibration = fit_calibration(member, data.loader("val"))
+    ensemble = Ensemble(members)
+    ensemble.to(windows.device if isinstance(windows, ShardWindows) else torch.device("cpu"))
+    calibration = fit_calibration(
+        ensemble, data.loader("val"), data.class_counts("train"), params.train.calibration
+    )
+    if "note" in calibration:
+        print(f"train: warning: calibration {calibration['note']}", file=sys.stderr, flush=True)
     if isinstance(windows, ShardWindows):
         normalisation = windows.norm
     else:  # the legacy layout's inputs are used as they are
@@ -426,4 +523,5 @@ def _card(
         calibration,
         trained_on,
         summary,
+        members=len(states),
     )
