@@ -11,8 +11,9 @@ from torch import Tensor, nn
 
 from harfusion.data.pamap2 import MODALITIES
 from harfusion.models.augment import random_modality_mask
-from harfusion.models.encoders import build_encoder
+from harfusion.models.encoders import ENCODERS, build_encoder
 from harfusion.models.fusion import (
+    FUSIONS,
     EarlyFusion,
     FusionModel,
     HybridFusion,
@@ -24,8 +25,6 @@ from harfusion.models.masking import apply_mask, nonempty_subsets, subset_mask
 from harfusion.params import ModelParams, Params
 from tests.helpers import TINY_MODEL
 
-FUSIONS = ("early", "late", "hybrid")
-ENCODERS = ("cnn", "cnn_gru", "cnn_attention")
 CLASSES = 4
 STEPS = 64
 SMALL_MODEL: dict[str, Any] = TINY_MODEL | {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from harfusion.atomic import atomic_path
 from harfusion.errors import HarfusionError
 from harfusion.layout import SHARD_INDEX, SPLIT_SUMMARY
 from harfusion.params import SplitParams
+from harfusion.registry import Registry
 
 SPLITS = ("train", "val", "test")
 
@@ -128,19 +130,26 @@ def _polish(
     return assignment
 
 
+# `split.strategy`'s choices: each assigns every unit its split (an index into SPLITS).
+STRATEGIES: Registry[Callable[[list[Unit], SplitParams], np.ndarray]] = Registry(
+    "split strategy",
+    {
+        "shard": lambda units, p: split_by_shard(units, (p.train, p.val, p.test), p.seed),
+        "subject": lambda units, p: split_by_subject(units, p.val_subjects, p.test_subjects),
+    },
+)
+
+
 def write_splits(processed_dir: Path, out_dir: Path, params: SplitParams) -> dict:
     """Write `{split}.txt` (`path/to/shard.csv,<rows>` per line) and `summary.json`."""
+    assign = STRATEGIES[params.strategy]
     index = processed_dir / SHARD_INDEX
     try:
         shards = json.loads(index.read_text())
     except FileNotFoundError:
         raise HarfusionError(f"{index}: not found; run `dvc repro preprocess`") from None
     units = units_from_shards(shards)
-    if params.strategy == "subject":
-        assignment = split_by_subject(units, params.val_subjects, params.test_subjects)
-    else:
-        fractions = (params.train, params.val, params.test)
-        assignment = split_by_shard(units, fractions, params.seed)
+    assignment = assign(units, params)
     split_of = {(u.subject, u.activity): SPLITS[a] for u, a in zip(units, assignment, strict=True)}
     lines: dict[str, list[str]] = {split: [] for split in SPLITS}
     rows = dict.fromkeys(SPLITS, 0)

@@ -23,6 +23,7 @@ from harfusion.data.pamap2 import SAMPLE_RATE_HZ, modality_columns
 from harfusion.evaluation.calibration import brier_score, expected_calibration_error
 from harfusion.evaluation.metrics import classification_metrics
 from harfusion.params import BaselineParams, Params
+from harfusion.registry import Registry
 from harfusion.threads import usable_cores
 
 CHANNEL_STATISTICS = (
@@ -133,19 +134,20 @@ def split_features(data: SplitLoaders, split: str) -> tuple[np.ndarray, np.ndarr
     return np.concatenate(features), np.concatenate(labels), names
 
 
-def make_estimator(baseline: BaselineParams, seed: int):
-    """The scikit-learn model `baseline.model` names; seeded, so refits give the same bytes."""
-    if baseline.model == "random_forest":
-        from sklearn.ensemble import RandomForestClassifier
+def _random_forest(baseline: BaselineParams, seed: int):
+    from sklearn.ensemble import RandomForestClassifier
 
-        return RandomForestClassifier(
-            n_estimators=baseline.trees,
-            max_depth=baseline.max_depth,
-            min_samples_leaf=baseline.min_samples_leaf,
-            class_weight=baseline.class_weight,
-            n_jobs=usable_cores(),
-            random_state=seed,
-        )
+    return RandomForestClassifier(
+        n_estimators=baseline.trees,
+        max_depth=baseline.max_depth,
+        min_samples_leaf=baseline.min_samples_leaf,
+        class_weight=baseline.class_weight,
+        n_jobs=usable_cores(),
+        random_state=seed,
+    )
+
+
+def _hist_gradient_boosting(baseline: BaselineParams, seed: int):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(
@@ -156,6 +158,18 @@ def make_estimator(baseline: BaselineParams, seed: int):
         early_stopping=False,
         random_state=seed,
     )
+
+
+# `baseline.model`'s choices (scikit-learn imported only by the one chosen).
+ESTIMATORS = Registry(
+    "baseline model",
+    {"random_forest": _random_forest, "hist_gradient_boosting": _hist_gradient_boosting},
+)
+
+
+def make_estimator(baseline: BaselineParams, seed: int):
+    """The scikit-learn model `baseline.model` names; seeded, so refits give the same bytes."""
+    return ESTIMATORS[baseline.model](baseline, seed)
 
 
 def class_probabilities(estimator, features: np.ndarray, classes: int) -> Tensor:

@@ -25,12 +25,13 @@ from harfusion.experiments.report import write_report
 
 def add_arguments(parse: argparse.ArgumentParser) -> None:
     kinds = parse.add_subparsers(dest="kind", required=True, metavar="{sweep,loso}")
-    for name, module in (("sweep", sweep), ("loso", loso)):
+    for name, module, summarize in (("sweep", sweep, _sweep), ("loso", loso, _loso)):
         kind = kinds.add_parser(name, help=f"the experiments `harfusion {name}` plans")
         module.add_plan_arguments(kind)
         kind.add_argument(
             "--git-remote", default="origin", help="the git remote the shards pushed to"
         )
+        kind.set_defaults(summarize=summarize)
 
 
 def gathered(runs: list[Run], git_remote: str) -> tuple[dict[str, Experiment], list[str]]:
@@ -42,15 +43,22 @@ def gathered(runs: list[Run], git_remote: str) -> tuple[dict[str, Experiment], l
     return finished, missing
 
 
+def _sweep(args: argparse.Namespace) -> list[str]:
+    finished, missing = gathered(sweep.plan(args), args.git_remote)
+    if not finished:
+        raise HarfusionError(f"none of the planned experiments is on {args.git_remote!r}")
+    compare(args.ablations, layout.COMPARISON)
+    write_report(layout.COMPARISON, layout.REPORT, layout.LOSO / layout.LOSO_MARKDOWN)
+    return missing
+
+
+def _loso(args: argparse.Namespace) -> list[str]:
+    planned = loso.plan(args)
+    finished, missing = gathered(planned.runs, args.git_remote)
+    loso.write_summary(args, planned, finished)
+    return missing
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.kind == "sweep":
-        finished, missing = gathered(sweep.plan(args), args.git_remote)
-        if not finished:
-            raise HarfusionError(f"none of the planned experiments is on {args.git_remote!r}")
-        compare(args.ablations, layout.COMPARISON)
-        write_report(layout.COMPARISON, layout.REPORT, layout.LOSO / layout.LOSO_MARKDOWN)
-    else:
-        planned = loso.plan(args)
-        finished, missing = gathered(planned.runs, args.git_remote)
-        loso.write_summary(args, planned, finished)
-    return 1 if missing else 0
+    """Pull, summarize; 1 when the git remote lacks any planned experiment."""
+    return 1 if args.summarize(args) else 0

@@ -31,6 +31,7 @@ from harfusion.experiments.report_html import (
     run_section,
     workspace_run,
 )
+from harfusion.params import SplitParams
 
 PARAM_COLUMNS = r"^(Experiment|fusion|heads|chunk_size|modalities|seed)$"
 # No metric name is in two metrics files, so DVC shows them without their file's name.
@@ -55,17 +56,20 @@ def protocol_lines(comparison: dict[str, Any]) -> list[str]:
             f"activity and subject)"
         )
     split = p["split"] or {}
-    if split.get("strategy") == "subject":
+    strategy = split.get("strategy", SplitParams().strategy)
+    if strategy == "subject":
         how = (
             f"`subject`: validation subjects {_list(split.get('val_subjects'))}, test subjects "
             f"{_list(split.get('test_subjects'))}, training on the others (subject-independent)"
         )
-    else:
+    elif strategy == "shard":
         how = (
             f"`shard`: whole subject × activity shards to train / validation / test at "
             f"{split.get('train', 0):.0%} / {split.get('val', 0):.0%} / {split.get('test', 0):.0%}"
             f" of rows (split seed {split.get('seed')}); no window spans two shards"
         )
+    else:  # a strategy this report does not describe is named, never passed off as another
+        how = f"`{strategy}`"
     if p["subjects"]:
         subjects = "; ".join(f"{part} {_list(ids)}" for part, ids in p["subjects"].items())
     elif p["synthetic"]:

@@ -10,26 +10,29 @@ a bidirectional GRU (`cnn_gru`), or a transformer-encoder layer with attention p
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from harfusion.params import ModelParams
+from harfusion.registry import Registry
 
-EncoderKind = Literal["cnn", "cnn_gru", "cnn_attention"]
-NormKind = Literal["batch", "group"]
-
-
-def _norm(kind: NormKind, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm1d(channels)
-    return nn.GroupNorm(math.gcd(8, channels), channels)
+# `model.norm`'s choices, built from a layer's channel count.
+NORMS: Registry[Callable[[int], nn.Module]] = Registry(
+    "norm",
+    {
+        "batch": nn.BatchNorm1d,
+        "group": lambda channels: nn.GroupNorm(math.gcd(8, channels), channels),
+    },
+)
 
 
 def _conv_front(
-    in_channels: int, channels: Sequence[int], strides: Sequence[int], norm: NormKind
+    in_channels: int,
+    channels: Sequence[int],
+    strides: Sequence[int],
+    norm: Callable[[int], nn.Module],
 ) -> nn.Sequential:
     """Strided Conv1d+norm+GELU layers; kernel 2s+1 overlaps neighbouring strides, and padding s
     makes each layer's output exactly ceil(T / s) steps long."""
@@ -39,7 +42,7 @@ def _conv_front(
             nn.Conv1d(
                 in_channels, out_channels, 2 * stride + 1, stride, padding=stride, bias=False
             ),
-            _norm(norm, out_channels),
+            norm(out_channels),
             nn.GELU(),
         ]
         in_channels = out_channels
@@ -117,6 +120,18 @@ class AttentionPool(nn.Module):
         return self.project((weights * tokens).sum(dim=1))
 
 
+# `model.encoder`'s choices: the pooling stage after the conv front end, built from the front
+# end's width, the embedding size, the attention heads and the dropout.
+ENCODERS: Registry[Callable[[int, int, int, float], nn.Module]] = Registry(
+    "encoder",
+    {
+        "cnn": lambda width, embed_dim, heads, dropout: MeanMaxPool(width, embed_dim),
+        "cnn_gru": lambda width, embed_dim, heads, dropout: GRUPool(width, embed_dim),
+        "cnn_attention": AttentionPool,
+    },
+)
+
+
 class SequenceEncoder(nn.Module):
     """Conv front end + pooling stage: [batch, time, channels] -> [batch, embed_dim]."""
 
@@ -125,27 +140,19 @@ class SequenceEncoder(nn.Module):
         in_channels: int,
         conv_channels: Sequence[int],
         conv_strides: Sequence[int],
-        kind: EncoderKind = "cnn_gru",
+        kind: str = "cnn_gru",
         embed_dim: int = 64,
-        norm: NormKind = "batch",
+        norm: str = "batch",
         heads: int = 4,
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        pool, normalise = ENCODERS[kind], NORMS[norm]
         self.in_channels = in_channels
         self.embed_dim = embed_dim
-        self.front = _conv_front(in_channels, conv_channels, conv_strides, norm)
+        self.front = _conv_front(in_channels, conv_channels, conv_strides, normalise)
         self.level = nn.Linear(in_channels, embed_dim)
-        width = conv_channels[-1]
-        self.pool: nn.Module
-        if kind == "cnn":
-            self.pool = MeanMaxPool(width, embed_dim)
-        elif kind == "cnn_gru":
-            self.pool = GRUPool(width, embed_dim)
-        elif kind == "cnn_attention":
-            self.pool = AttentionPool(width, embed_dim, heads, dropout)
-        else:
-            raise ValueError(f"unknown encoder kind {kind!r}")
+        self.pool = pool(conv_channels[-1], embed_dim, heads, dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 3 or x.shape[2] != self.in_channels:

@@ -9,7 +9,7 @@ dropout right before its classifier(s), which gives MC-dropout at evaluation som
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import torch
@@ -19,6 +19,7 @@ from harfusion.data.pamap2 import modality_columns
 from harfusion.models.encoders import build_encoder
 from harfusion.models.masking import apply_mask
 from harfusion.params import ModelParams, Params
+from harfusion.registry import Registry
 
 
 class FusionOutput(NamedTuple):
@@ -158,15 +159,24 @@ class HybridFusion(FusionModel):
         return FusionOutput(self.classifier(fused), attention, weights)
 
 
+# `params.fusion`'s choices: each builds its model from the params, the channels per modality
+# and the number of classes.
+FUSIONS: Registry[Callable[[Params, Mapping[str, int], int], FusionModel]] = Registry(
+    "fusion",
+    {
+        "early": lambda p, channels, k: EarlyFusion(p.modalities, channels, p.model, k),
+        "late": lambda p, channels, k: LateFusion(p.modalities, channels, p.model, k),
+        "hybrid": lambda p, channels, k: HybridFusion(p.modalities, channels, p.model, k, p.heads),
+    },
+)
+
+
 def build_model(params: Params, channels: Mapping[str, int], num_classes: int) -> FusionModel:
     """The fusion model named by `params.fusion` over `params.modalities` (mask column order)."""
+    build = FUSIONS[params.fusion]
     missing = [m for m in params.modalities if m not in channels]
     if missing:
         raise ValueError(f"no channel count for modalities {missing}; got {dict(channels)}")
     if num_classes < 2:
         raise ValueError(f"need at least 2 classes, got {num_classes}")
-    if params.fusion == "early":
-        return EarlyFusion(params.modalities, channels, params.model, num_classes)
-    if params.fusion == "late":
-        return LateFusion(params.modalities, channels, params.model, num_classes)
-    return HybridFusion(params.modalities, channels, params.model, num_classes, params.heads)
+    return build(params, channels, num_classes)
