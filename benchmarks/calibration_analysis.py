@@ -26,7 +26,7 @@ from harfusion.evaluation.calibration import (  # noqa: E402
     expected_calibration_error,
     negative_log_likelihood,
 )
-from harfusion.experiments.loso import macro_f1_scores  # noqa: E402
+from harfusion.experiments.loso.scores import macro_f1_scores  # noqa: E402
 from harfusion.models.calibrator import (  # noqa: E402
     calibration_entry,
     fit_temperature,

@@ -297,7 +297,7 @@ def forest(variant: str, seeds: list[int]) -> None:
     """The `baseline` forest on exactly the variant's windows and folds: learnable macro F1 per
     fold (mean ± std and worst over fold × seed runs) and pooled per seed."""
     from harfusion.evaluation.baseline import run_baseline
-    from harfusion.experiments.loso import macro_f1_scores
+    from harfusion.experiments.loso.scores import macro_f1_scores
 
     learnable = ["ascending stairs", "descending stairs", "rope jumping"]
     rows, pooled = [], []
