@@ -10,28 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from harfusion.errors import HarfusionError
+from harfusion.evaluation.metrics import f1_per_class, macro_f1
 from harfusion.experiments.ablations import Run
 from harfusion.experiments.comparison import baseline_score, summarize
 from harfusion.experiments.dvc_client import METRICS, Experiment
 from harfusion.experiments.loso.outputs import FoldOutputs, confusion_rows
 from harfusion.experiments.loso.render import join
-
-
-def macro_f1_scores(
-    actual: list[str], predicted: list[str], learnable: list[str]
-) -> tuple[float, float | None, dict[str, float]]:
-    """(macro F1 over the classes in `actual`, over the learnable ones among them, per class):
-    every window counts; the learnable average takes only those classes' F1."""
-    from sklearn.metrics import f1_score  # 1.5 s to import: not for `--help`
-
-    classes = sorted(set(actual) | set(predicted))
-    scores = f1_score(actual, predicted, labels=classes, average=None, zero_division=0)
-    f1 = {c: float(v) for c, v in zip(classes, scores, strict=True) if c in set(actual)}
-    chosen = [f1[c] for c in learnable if c in f1]
-    return float(np.mean(list(f1.values()))), float(np.mean(chosen)) if chosen else None, f1
 
 
 def _pooled(predictions: dict[Any, tuple[list[str], list[str]]], learnable: list[str]) -> dict:
@@ -41,8 +26,10 @@ def _pooled(predictions: dict[Any, tuple[list[str], list[str]]], learnable: list
     over_learnable: list[float] = []
     per_class: dict[str, list[float]] = {}
     for actual, predicted in predictions.values():
-        every, chosen, f1 = macro_f1_scores(actual, predicted, learnable)
-        overall.append(every)
+        f1 = f1_per_class(actual, predicted)
+        every = macro_f1(f1)
+        overall.append(float("nan") if every is None else every)  # nan: no window at all
+        chosen = macro_f1(f1, learnable)
         if chosen is not None:
             over_learnable.append(chosen)
         for c, value in f1.items():
@@ -129,7 +116,8 @@ def summarize_folds(
             ("baseline", "baseline_f1_macro_learnable"),
         ):
             if model in per_fold.get(row["experiment"], {}):
-                row[key] = macro_f1_scores(*per_fold[row["experiment"]][model], learnable)[1]
+                f1 = f1_per_class(*per_fold[row["experiment"]][model])
+                row[key] = macro_f1(f1, learnable)
     fold_baseline = [r["baseline_f1_macro"] for r in rows if r["baseline_f1_macro"] is not None]
     calibration = calibrate_folds(rows, {r.name: finished[r.name] for r in done}, outputs)
     return {
