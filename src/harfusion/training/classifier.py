@@ -26,9 +26,10 @@ Batch = dict
 
 
 class MacroF1(Metric):
-    """Validation macro F1 by `evaluation.metrics`' definition, not torchmetrics' (which also
-    averages a class only predicted, as 0): the epoch's predictions stay on the device (gathered
-    across processes) and are scored once, at its end. Their bare labels are a few kilobytes."""
+    """Validation macro F1 by `evaluation.metrics`' one definition, not torchmetrics' (whose
+    macro average also counts a class only predicted, as 0): the epoch's labels and predicted
+    classes (a few kilobytes) stay on the device, gathered across processes, and are scored
+    once at its end, in float64 as evaluate scores (tests/test_macro_f1.py)."""
 
     full_state_update = False
     actual: list[Tensor]  # per batch; one tensor once synchronised across processes
