@@ -7,8 +7,10 @@ averaged as 0 (as torchmetrics' macro average would); a class that occurs but is
 predicted right scores 0. Among those, the caller picks: all of them (`f1_macro`) or the
 learnable ones, which had training windows (`f1_macro_learnable`); LOSO reports both.
 
-Per-class F1 is scikit-learn's, imported on the first score (1-1.5 s): `harfusion predict` on an
-ONNX model pays it only when its recordings carry labels, and never imports torch.
+Counted in NumPy and held to scikit-learn's `f1_score(labels=<the classes in the labels>,
+zero_division=0)`, bit for bit, by tests/test_macro_f1.py: importing scikit-learn takes
+1.1-1.4 s, half as long again as `harfusion predict` takes for an hour's recording on ONNX
+Runtime (benchmarks/README.md), and torchmetrics needs torch, which predict on ONNX never loads.
 """
 
 from __future__ import annotations
@@ -22,15 +24,15 @@ from numpy.typing import ArrayLike
 
 def f1_per_class(actual: ArrayLike, predicted: ArrayLike) -> dict[Any, float]:
     """F1 of each class that occurs in `actual`, keyed by its label (index or name), in sorted
-    order."""
-    from sklearn.metrics import f1_score  # not for `--help`
-
+    order: 2 TP / (windows of it + windows predicted as it)."""
     actual, predicted = np.asarray(actual), np.asarray(predicted)
-    present = np.unique(actual)
-    if len(present) == 0:
-        return {}
-    scores = f1_score(actual, predicted, labels=present, average=None, zero_division=0)
-    return {label.item(): float(f1) for label, f1 in zip(present, scores, strict=True)}
+    classes, codes = np.unique(np.concatenate([actual, predicted]), return_inverse=True)
+    truth, guess = codes[: len(actual)], codes[len(actual) :]
+    hits = np.bincount(truth[truth == guess], minlength=len(classes))
+    windows = np.bincount(truth, minlength=len(classes))
+    present = windows > 0
+    f1 = 2 * hits[present] / (windows + np.bincount(guess, minlength=len(classes)))[present]
+    return {label.item(): float(v) for label, v in zip(classes[present], f1, strict=True)}
 
 
 def macro_f1(per_class: Mapping[Any, float], over: Iterable[Any] | None = None) -> float | None:
