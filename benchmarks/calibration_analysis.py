@@ -26,7 +26,7 @@ from harfusion.evaluation.calibration import (  # noqa: E402
     expected_calibration_error,
     negative_log_likelihood,
 )
-from harfusion.experiments.loso import macro_f1_scores  # noqa: E402
+from harfusion.evaluation.metrics import f1_per_class, macro_f1  # noqa: E402
 from harfusion.models.calibrator import (  # noqa: E402
     calibration_entry,
     fit_temperature,
@@ -419,8 +419,8 @@ class F1Summary:
 
 
 def f1_scores(system: System, class_names: list[str], learnable: list[str]) -> F1Summary:
-    """Learnable-class macro F1 per fold × replicate and pooled per replicate (`harfusion loso`'s
-    `macro_f1_scores`), plus all-class macro F1 per fold."""
+    """Learnable-class macro F1 per fold × replicate and pooled per replicate (as `harfusion
+    loso` scores them), plus all-class macro F1 per fold."""
     rows, rows_all, folds = [], [], {t: [] for t in TESTED}
     pooled_scores, pooled_all = [], []
     for replicate in sorted({r for r, _ in system}):
@@ -429,13 +429,15 @@ def f1_scores(system: System, class_names: list[str], learnable: list[str]) -> F
             fold = system[(replicate, test)]
             actual = [class_names[i] for i in fold.labels]
             predicted = [class_names[i] for i in fold.logits["none"].argmax(axis=1)]
-            every, chosen, _ = macro_f1_scores(actual, predicted, learnable)
+            f1 = f1_per_class(actual, predicted)
+            every, chosen = macro_f1(f1), macro_f1(f1, learnable)
             rows.append(chosen)
             rows_all.append(every)
             folds[test].append(chosen)
             actual_all += actual
             predicted_all += predicted
-        every, chosen, _ = macro_f1_scores(actual_all, predicted_all, learnable)
+        f1 = f1_per_class(actual_all, predicted_all)
+        every, chosen = macro_f1(f1), macro_f1(f1, learnable)
         pooled_scores.append(chosen)
         pooled_all.append(every)
     fold_means = [float(np.mean(v)) for v in folds.values()]
@@ -565,7 +567,7 @@ def one_fold_table(
             run = runs[variant][(test, seed, None)]
             x, y = run.test_of(test)
             predicted = [names[i] for i in x.argmax(axis=1)]
-            f1s.append(macro_f1_scores([names[i] for i in y], predicted, learnable)[1])
+            f1s.append(macro_f1(f1_per_class([names[i] for i in y], predicted), learnable))
             fold = Fold(y, {"none": x}, run.train_counts[y] > 0)
             _calibrate(fold, "val", (run.val_logits, run.val_labels), x, ("T",))
             _calibrate(
@@ -607,9 +609,9 @@ def cap_table(runs: dict, seeds: list[int]) -> list[str]:
             predicted = x.argmax(axis=1)
             known = run.train_counts[y] > 0
             actual = [names[i] for i in y]
-            real.append(macro_f1_scores(actual, [names[i] for i in predicted], learnable)[1])
+            real.append(macro_f1(f1_per_class(actual, [names[i] for i in predicted]), learnable))
             oracle = np.where(known, y, predicted)
-            caps.append(macro_f1_scores(actual, [names[i] for i in oracle], learnable)[1])
+            caps.append(macro_f1(f1_per_class(actual, [names[i] for i in oracle]), learnable))
             for i in np.flatnonzero(~known):
                 key = f"{names[y[i]]} → {names[predicted[i]]}"
                 went[key] = went.get(key, 0) + 1

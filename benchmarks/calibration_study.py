@@ -297,7 +297,7 @@ def forest(variant: str, seeds: list[int]) -> None:
     """The `baseline` forest on exactly the variant's windows and folds: learnable macro F1 per
     fold (mean ± std and worst over fold × seed runs) and pooled per seed."""
     from harfusion.evaluation.baseline import run_baseline
-    from harfusion.experiments.loso import macro_f1_scores
+    from harfusion.evaluation.metrics import f1_per_class, macro_f1
 
     learnable = ["ascending stairs", "descending stairs", "rope jumping"]
     rows, pooled = [], []
@@ -311,10 +311,10 @@ def forest(variant: str, seeds: list[int]) -> None:
             lines = (out / "confusion.csv").read_text().splitlines()[1:]
             actual = [line.split(",")[0] for line in lines]
             predicted = [line.split(",")[1] for line in lines]
-            rows.append(macro_f1_scores(actual, predicted, learnable)[1])
+            rows.append(macro_f1(f1_per_class(actual, predicted), learnable))
             actual_all += actual
             predicted_all += predicted
-        pooled.append(macro_f1_scores(actual_all, predicted_all, learnable)[1])
+        pooled.append(macro_f1(f1_per_class(actual_all, predicted_all), learnable))
     print(
         f"forest on {variant} windows, seeds {seeds}: pooled learnable "
         f"{np.mean(pooled):.3f} ± {np.std(pooled, ddof=1):.3f}, per fold "

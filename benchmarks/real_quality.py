@@ -27,7 +27,7 @@ from pathlib import Path
 
 from _common import ROOT, fresh_clone, parser, uv
 
-from harfusion.experiments.loso import activities_by_subject
+from harfusion.experiments.loso.plan import activities_by_subject
 from harfusion.params import load_params
 
 FUSIONS = ("early", "late", "hybrid")

@@ -15,10 +15,13 @@ from sklearn.metrics import f1_score
 from harfusion.command import main as harfusion
 from harfusion.errors import HarfusionError
 from harfusion.evaluation.calibration import calibration_summary
-from harfusion.experiments import loso
 from harfusion.experiments.ablations import Config
 from harfusion.experiments.comparison_plots import loso_folds, loso_reliability
 from harfusion.experiments.dvc_client import BASELINE_METRICS, METRICS, Experiment
+from harfusion.experiments.loso.outputs import FoldOutputs
+from harfusion.experiments.loso.plan import folds, subjects_of, untrainable
+from harfusion.experiments.loso.render import markdown
+from harfusion.experiments.loso.scores import summarize_folds
 from harfusion.params import Params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +29,7 @@ HYBRID = Config("fusion-hybrid", "fusion", {"fusion": "hybrid"})
 
 
 def test_every_subject_is_tested_once_and_validated_by_the_next() -> None:
-    runs = loso.folds(HYBRID, [101, 102, 103, 104], seeds=1)
+    runs = folds(HYBRID, [101, 102, 103, 104], seeds=1)
     assert [r.name for r in runs] == [f"loso-fusion-hybrid-t{s}" for s in (101, 102, 103, 104)]
     pairs = [(r.overrides["split.test_subjects"], r.overrides["split.val_subjects"]) for r in runs]
     assert pairs == [([101], [102]), ([102], [103]), ([103], [104]), ([104], [101])]
@@ -36,7 +39,7 @@ def test_every_subject_is_tested_once_and_validated_by_the_next() -> None:
 
 
 def test_seeds_multiply_the_folds() -> None:
-    runs = loso.folds(HYBRID, [101, 102, 103], seeds=2, extra={"train.max_epochs": 3})
+    runs = folds(HYBRID, [101, 102, 103], seeds=2, extra={"train.max_epochs": 3})
     assert [r.name for r in runs][:2] == [
         "loso-fusion-hybrid-t101-s1",
         "loso-fusion-hybrid-t101-s2",
@@ -47,12 +50,12 @@ def test_seeds_multiply_the_folds() -> None:
 
 def test_subjects_default_to_the_synthetic_set_and_need_three() -> None:
     params = Params()
-    assert loso.subjects_of(params, None) == list(range(101, 110))
+    assert subjects_of(params, None) == list(range(101, 110))
     with pytest.raises(HarfusionError, match="at least 3"):
-        loso.subjects_of(params, [101, 102])
+        subjects_of(params, [101, 102])
     real = Params.model_validate({"data": {"raw_dir": "/data/PAMAP2_Dataset"}})
     with pytest.raises(HarfusionError, match="--subjects"):
-        loso.subjects_of(real, None)
+        subjects_of(real, None)
 
 
 def _experiment(name: str, f1: float, baseline: float = 0.5) -> Experiment:
@@ -69,15 +72,15 @@ def _windows(train: dict[str, int], test: dict[str, int]) -> dict[str, dict[str,
 
 def test_pooled_f1_pools_predictions_not_fold_scores() -> None:
     """Pooled F1 is computed over all folds' windows at once, which differs from the mean."""
-    runs = loso.folds(HYBRID, [101, 102, 103], seeds=1)
+    runs = folds(HYBRID, [101, 102, 103], seeds=1)
     everything = {"walking": 5, "running": 5, "cycling": 5}
     outputs = {
-        runs[0].name: loso.FoldOutputs(
+        runs[0].name: FoldOutputs(
             "actual,predicted\nwalking,walking\nwalking,walking\nrunning,walking\n",
             "actual,predicted\nwalking,walking\nwalking,running\nrunning,running\n",
             _windows(everything, {"walking": 2, "running": 1}),
         ),
-        runs[1].name: loso.FoldOutputs(
+        runs[1].name: FoldOutputs(
             "actual,predicted\nrunning,running\ncycling,cycling\n",
             "actual,predicted\nrunning,running\ncycling,running\n",
             _windows(everything, {"running": 1, "cycling": 1}),
@@ -87,7 +90,7 @@ def test_pooled_f1_pools_predictions_not_fold_scores() -> None:
         runs[0].name: _experiment(runs[0].name, 0.4, baseline=0.6),
         runs[1].name: _experiment(runs[1].name, 1.0, baseline=0.3),
     }
-    summary = loso.summarize_folds(runs, finished, outputs)
+    summary = summarize_folds(runs, finished, outputs)
     actual = ["walking", "walking", "running", "running", "cycling"]
     predicted = ["walking", "walking", "walking", "running", "cycling"]
     forest = ["walking", "running", "running", "running", "running"]
@@ -108,7 +111,7 @@ def test_pooled_f1_pools_predictions_not_fold_scores() -> None:
     assert summary["worst_fold_f1_macro"] == 0.4 and summary["worst_fold_baseline_f1_macro"] == 0.3
     assert [f["windows"] for f in summary["folds"]] == [3, 2]
     assert summary["missing"] == [runs[2].name]
-    text = loso.markdown(summary, HYBRID, Params(), {})
+    text = markdown(summary, HYBRID, Params(), {})
     assert "| all classes | " in text and "| 101 | 102 | 42 | 3 | 0.400 | 0.400 | 0.600 |" in text
     assert "-0.200" in text and "synthetic PAMAP2" in text
     assert "Not finished: loso-fusion-hybrid-t103" in text
@@ -118,21 +121,21 @@ def test_pooled_f1_pools_predictions_not_fold_scores() -> None:
 
 
 def test_a_class_one_subject_holds_is_excluded_from_the_learnable_score() -> None:
-    runs = loso.folds(HYBRID, [101, 102, 103], seeds=1)
+    runs = folds(HYBRID, [101, 102, 103], seeds=1)
     outputs = {
-        runs[0].name: loso.FoldOutputs(
+        runs[0].name: FoldOutputs(
             "actual,predicted\nsitting,running\nrunning,running\n",
             None,
             _windows({"running": 9}, {"sitting": 1, "running": 1}),
         ),
-        runs[1].name: loso.FoldOutputs(
+        runs[1].name: FoldOutputs(
             "actual,predicted\nrunning,running\nrunning,sitting\n",
             None,
             _windows({"running": 9, "sitting": 4}, {"running": 2}),
         ),
     }
     finished = {r.name: _experiment(r.name, 0.5) for r in runs[:2]}
-    summary = loso.summarize_folds(runs, finished, outputs)
+    summary = summarize_folds(runs, finished, outputs)
     assert summary["learnable_classes"] == ["running"]
     (excluded,) = summary["excluded_classes"]
     assert excluded["class"] == "sitting" and excluded["no_training_windows_in_folds"] == [101]
@@ -152,7 +155,7 @@ def test_a_class_one_subject_holds_is_excluded_from_the_learnable_score() -> Non
     assert summary["worst_fold_f1_macro_learnable"] == pytest.approx(2 / 3)
     assert "sitting" in deep["per_class_f1"]
     real = Params.model_validate({"data": {"raw_dir": "/data/real"}})
-    text = loso.markdown(summary, HYBRID, real, {"fusion": "hybrid", "train.max_epochs": 3})
+    text = markdown(summary, HYBRID, real, {"fusion": "hybrid", "train.max_epochs": 3})
     assert "`/data/real`" in text and "synthetic" not in text
     assert "- **sitting**: no training window in the fold(s) testing 101" in text
     assert '**overrides:** `fusion="hybrid"`, `train.max_epochs=3`' in text
@@ -163,41 +166,41 @@ def test_a_class_one_subject_holds_is_excluded_from_the_learnable_score() -> Non
 
 def test_learnable_classes_are_among_those_tested() -> None:
     """A class every fold trained on but none tested is in no score: not listed as learnable."""
-    runs = loso.folds(HYBRID, [101, 102, 103], seeds=1)
+    runs = folds(HYBRID, [101, 102, 103], seeds=1)
     everything = {"walking": 5, "running": 5, "sitting": 5}
     outputs = {
-        runs[0].name: loso.FoldOutputs(
+        runs[0].name: FoldOutputs(
             "actual,predicted\nwalking,walking\n", None, _windows(everything, {"walking": 1})
         )
     }
-    summary = loso.summarize_folds(runs, {runs[0].name: _experiment(runs[0].name, 1.0)}, outputs)
+    summary = summarize_folds(runs, {runs[0].name: _experiment(runs[0].name, 1.0)}, outputs)
     assert summary["learnable_classes"] == ["walking"] and summary["excluded_classes"] == []
 
 
 def test_the_per_fold_chart_draws_both_models(tmp_path: Path) -> None:
-    folds = [
+    rows = [
         {"test_subject": 101, "val_subject": 102, "seed": 1, "f1_macro": 0.8,
          "baseline_f1_macro": 0.7, "f1_macro_learnable": 0.9, "baseline_f1_macro_learnable": None},
         {"test_subject": 102, "val_subject": 101, "seed": 1, "f1_macro": 0.4,
          "baseline_f1_macro": 0.6, "f1_macro_learnable": 0.5, "baseline_f1_macro_learnable": 0.6},
     ]  # fmt: skip
-    loso_folds(folds, "LOSO", tmp_path / "folds.png")
+    loso_folds(rows, "LOSO", tmp_path / "folds.png")
     height, width = matplotlib.image.imread(tmp_path / "folds.png").shape[:2]
     assert height > 200 and width > 800
 
 
 def test_planning_names_the_folds_that_cannot_learn_a_class() -> None:
     rows = {101: {2: 5000, 5: 4000}, 102: {5: 3000}, 103: {5: 100, 12: 900}, 109: {24: 700}}
-    missing = loso.untrainable(rows, [101, 102, 103], chunk_size=512)
+    missing = untrainable(rows, [101, 102, 103], chunk_size=512)
     # sitting (2) only in 101; stairs (12) only in 103; 103's running is shorter than a window,
     # so the fold testing 101 (validating on 102) trains on no running either
     assert missing == {"sitting": [101, 103], "running": [101], "ascending stairs": [102, 103]}
 
 
 def test_nothing_finished_is_an_error() -> None:
-    runs = loso.folds(HYBRID, [101, 102, 103], seeds=1)
+    runs = folds(HYBRID, [101, 102, 103], seeds=1)
     with pytest.raises(HarfusionError, match="no LOSO fold finished"):
-        loso.summarize_folds(runs, {}, {})
+        summarize_folds(runs, {}, {})
 
 
 def test_dry_run_prints_the_queue_commands(
@@ -245,7 +248,7 @@ def _predictions(rng: np.random.Generator, labels: list[int], sharpness: float) 
 def _calibrated_folds(seeds: int) -> tuple[list, dict, dict]:
     """Two folds (and seeds) whose model files carry a temperature of 0.5 or 2."""
     rng = np.random.default_rng(0)
-    runs = loso.folds(HYBRID, [101, 102, 103], seeds=seeds)[: 2 * seeds]
+    runs = folds(HYBRID, [101, 102, 103], seeds=seeds)[: 2 * seeds]
     outputs, finished = {}, {}
     for index, run in enumerate(runs):
         labels = [int(v) for v in rng.integers(0, 3, 40 + 20 * (index // seeds))]
@@ -256,9 +259,7 @@ def _calibrated_folds(seeds: int) -> tuple[list, dict, dict]:
         scores = {"class_names": CLASSES, "calibration": {"method": "temperature",
                   "temperature": 2.0 if index % 2 else 0.5}}  # fmt: skip
         counts = {c: 5 for c in CLASSES[:2]}
-        outputs[run.name] = loso.FoldOutputs(
-            confusion, None, _windows(counts, {}), predictions, scores
-        )
+        outputs[run.name] = FoldOutputs(confusion, None, _windows(counts, {}), predictions, scores)
         finished[run.name] = Experiment(
             run.name, "0" * 40, "success", {"seed": run.overrides.get("seed", 1),
             "evaluate": {"ece_bins": 10}}, {METRICS: {"accuracy": 0.8, "f1_macro": 0.8}},
@@ -268,7 +269,7 @@ def _calibrated_folds(seeds: int) -> tuple[list, dict, dict]:
 
 def test_each_fold_carries_its_calibration_scores_as_evaluate_computes_them() -> None:
     runs, finished, outputs = _calibrated_folds(seeds=1)
-    summary = loso.summarize_folds(runs, finished, outputs)
+    summary = summarize_folds(runs, finished, outputs)
     for row in summary["folds"]:
         out = outputs[row["experiment"]]
         test = [line.split(",") for line in out.predictions.splitlines()[2:]]
@@ -301,7 +302,7 @@ def test_pooled_calibration_pools_windows_and_bootstraps_within_folds() -> None:
     """Pooled: one score over every fold's windows per seed (not the mean of the folds'), the
     mean over seeds; the interval brackets it, and the same folds give the same figures."""
     runs, finished, outputs = _calibrated_folds(seeds=2)
-    summary = loso.summarize_folds(runs, finished, outputs)
+    summary = summarize_folds(runs, finished, outputs)
     pooled = summary["calibration"]["pooled"]
     assert pooled["seeds"] == [1, 2] and pooled["bootstrap"] == 1000
     assert pooled["windows"] == 40 + 60
@@ -326,14 +327,14 @@ def test_pooled_calibration_pools_windows_and_bootstraps_within_folds() -> None:
         change = pooled[f"{metric}_change"]["value"]
         after, before = pooled[f"{metric}_after"]["value"], pooled[f"{metric}_before"]["value"]
         assert change == pytest.approx(after - before)
-    again = loso.summarize_folds(runs, finished, outputs)["calibration"]["pooled"]
+    again = summarize_folds(runs, finished, outputs)["calibration"]["pooled"]
     assert again == pooled
 
 
 def test_loso_md_shows_calibration_per_fold_and_its_figure(tmp_path: Path) -> None:
     runs, finished, outputs = _calibrated_folds(seeds=1)
-    summary = loso.summarize_folds(runs, finished, outputs)
-    text = loso.markdown(summary, HYBRID, Params(), {})
+    summary = summarize_folds(runs, finished, outputs)
+    text = markdown(summary, HYBRID, Params(), {})
     assert "## Calibration across people" in text
     ece = summary["calibration"]["pooled"]["ece_after"]
     low, high = ece["ci95"]
@@ -356,6 +357,6 @@ def test_folds_of_an_older_harfusion_have_no_calibration() -> None:
     runs, finished, outputs = _calibrated_folds(seeds=1)
     for out in outputs.values():
         out.predictions = None
-    summary = loso.summarize_folds(runs, finished, outputs)
+    summary = summarize_folds(runs, finished, outputs)
     assert summary["calibration"] is None and "ece_before" not in summary["folds"][0]
-    assert "Calibration across people" not in loso.markdown(summary, HYBRID, Params(), {})
+    assert "Calibration across people" not in markdown(summary, HYBRID, Params(), {})

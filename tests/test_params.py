@@ -1,11 +1,22 @@
+import json
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from harfusion.data.pamap2 import IMU_CHANNEL_GROUPS, ChannelGroup
 from harfusion.errors import HarfusionError
-from harfusion.params import Params, Strategy, load_params
+from harfusion.params import (
+    ARCHITECTURE,
+    RESUME_MAY_CHANGE,
+    SWEPT,
+    TRAINED_BY,
+    Params,
+    Strategy,
+    load_params,
+    trained_by,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,3 +139,41 @@ def test_sweep_precheck_prints_one_line_per_bad_override(
         f"error: {prefix}: seed: Input should be greater than or equal to 0 (got -1)",
         f"{prefix}: train.devices: must be 'auto' or at least 1 (got 0)",
     ]
+
+
+def test_the_train_stage_depends_on_the_params_that_identify_a_model() -> None:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert stages["train"]["params"] == list(TRAINED_BY)
+    assert set(ARCHITECTURE) <= set(TRAINED_BY)  # what shapes the network tells models apart
+    assert {key.split(".")[0] for key in RESUME_MAY_CHANGE} <= set(TRAINED_BY)
+    # every top-level param that is no section is swept, and shown by reports
+    scalars = {k for k, f in Params.model_fields.items() if not isinstance(f.default, BaseModel)}
+    assert {*SWEPT, "seed"} == scalars
+
+
+def test_resume_fingerprints_hash_what_they_hashed_before() -> None:
+    """Checkpoints of runs killed before the declaration still resume: the hashed params are
+    the very dict the fingerprint hashed then; how to resume is no part of them."""
+    for params in (
+        Params(),
+        Params.model_validate({"fusion": "early", "train": {"resume": True, "max_epochs": 3}}),
+    ):
+        before = params.model_dump(include={"seed", "fusion", "heads", "modalities", "dataset"})
+        before |= params.model_dump(include={"model", "train"}, exclude={"train": {"resume"}})
+        assert json.dumps(trained_by(params), sort_keys=True) == json.dumps(before, sort_keys=True)
+    resumed = Params.model_validate({"train": {"resume": True}})
+    assert trained_by(resumed) == trained_by(Params())
+    longer = Params.model_validate({"train": {"max_epochs": 31}})
+    assert trained_by(longer) != trained_by(Params())
+    assert trained_by(Params.model_validate({"chunk_size": 256})) == trained_by(Params())
+
+
+def test_a_model_files_architecture_is_what_it_was() -> None:
+    from harfusion.models.model_file import architecture
+
+    params = Params.model_validate({"fusion": "late", "modalities": ["imu_hand", "heart_rate"]})
+    keys = ("fusion", "heads", "modalities", "model")
+    before = {k: v for k, v in params.model_dump().items() if k in keys} | {
+        "channel_groups": params.dataset.channel_groups
+    }
+    assert list(architecture(params).items()) == list(before.items())  # in the same order

@@ -31,7 +31,7 @@ from harfusion.data.tensorize import tensorize
 from harfusion.data.windows import window_starts
 from harfusion.evaluation import evaluate as evaluation
 from harfusion.evaluation.evaluate import evaluate
-from harfusion.experiments.loso_calibration import fold_windows
+from harfusion.experiments.loso.calibration import fold_windows
 from harfusion.inference.export import export
 from harfusion.inference.predict import predict
 from harfusion.inference.runtimes import open_model

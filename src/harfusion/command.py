@@ -24,7 +24,7 @@ COMMANDS = {
         "Run the ablation configurations (ablations.yaml) as DVC experiments through the queue.",
     ),
     "loso": (
-        "harfusion.experiments.loso",
+        "harfusion.experiments.loso.command",
         "Leave-one-subject-out: one DVC experiment per held-out test subject (and seed), "
         "validation on the next subject, then pooled out-of-fold macro F1 and the mean ± std "
         "over folds.",

@@ -307,6 +307,37 @@ class Params(Strict):
         return self.dataset.train_stride or self.stride
 
 
+# Which params identify a trained model, beside its windows (`data/processed_tensors`, hashed
+# on their own): the `train` stage's `params:` in dvc.yaml (tests/test_params.py holds them
+# equal) and what a resumed run must share with the run whose checkpoint it takes
+# (`training.fit.fingerprint`), less `RESUME_MAY_CHANGE`. A dotted key names one field of a
+# section.
+TRAINED_BY = ("seed", "fusion", "heads", "modalities", "dataset", "model", "train")
+RESUME_MAY_CHANGE = ("train.resume",)  # how to train, not what: resuming turns it on
+# Those that decide the network's shape, from which a model file rebuilds it (with its channels).
+ARCHITECTURE = ("fusion", "heads", "modalities", "model")
+# The top-level params a configuration sets, besides each experiment's `seed`: comparisons and
+# reports show a configuration by them.
+SWEPT = ("fusion", "heads", "chunk_size", "modalities")
+
+
+def _tree(keys: tuple[str, ...]) -> dict[str, Any]:
+    """Dotted keys as pydantic's include / exclude mapping: {"train": {"resume": True}}."""
+    tree: dict[str, Any] = {}
+    for key in keys:
+        section, _, field = key.partition(".")
+        if not field:
+            tree[section] = True
+        elif tree.get(section) is not True:
+            tree[section] = tree.get(section, {}) | {field: True}
+    return tree
+
+
+def trained_by(params: Params) -> dict[str, Any]:
+    """The values of `TRAINED_BY`, less `RESUME_MAY_CHANGE`."""
+    return params.model_dump(include=_tree(TRAINED_BY), exclude=_tree(RESUME_MAY_CHANGE))
+
+
 def _key(item: Any) -> str:
     """The dotted key of one pydantic error. A union reports each member's failure under a
     tag after the key (`train.devices.int`, `train.devices.literal['auto']`); cut those off."""

@@ -26,7 +26,7 @@ from harfusion.evaluation.calibration import (
     expected_calibration_error,
     reliability_bins,
 )
-from harfusion.evaluation.metrics import classification_metrics, macro_f1_over
+from harfusion.evaluation.metrics import classification_metrics, macro_f1
 from harfusion.evaluation.plots import attention_figure, reliability_diagram
 from harfusion.models.calibrator import calibrated
 from harfusion.models.fusion import FusionModel
@@ -269,7 +269,7 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
     trained = data.class_counts("train").tolist()
     untrained = [name for name, count in zip(class_names, trained, strict=True) if count == 0]
     learnable = [name for name in class_names if name not in untrained]
-    scores["f1_macro_learnable"] = macro_f1_over(scores["per_class_f1"], learnable)
+    scores["f1_macro_learnable"] = macro_f1(scores["per_class_f1"], learnable)
     scores["class_names"] = class_names
     scores["classes_without_training_windows"] = untrained
     scores["parameters"] = sum(p.numel() for p in model.parameters())

@@ -36,6 +36,7 @@ from harfusion.experiments.dvc_client import (
     read_json,
     show,
 )
+from harfusion.params import SWEPT
 
 # Per configuration, mean ± std over seeds of these (the headline metrics, plus two scores).
 HEADLINE = (
@@ -55,7 +56,6 @@ HEADLINE = (
 FROM_SCORES = ("f1_weighted", "parameters")  # not headline metrics: from scores.json
 Reader = Callable[[str, str], Any]  # (output path, experiment rev) → its JSON, or None
 SUBSET_METRICS = ("accuracy", "f1_macro", "ece")
-SWEPT = ("fusion", "heads", "chunk_size", "modalities")
 
 
 def summarize(values: list[float]) -> dict[str, Any]:

@@ -15,17 +15,19 @@ import argparse
 
 from harfusion import layout
 from harfusion.errors import HarfusionError
-from harfusion.experiments import loso, sweep
+from harfusion.experiments import sweep
 from harfusion.experiments.ablations import Run
 from harfusion.experiments.comparison import compare
 from harfusion.experiments.dvc_client import Experiment, show
+from harfusion.experiments.loso import plan as loso_plan
+from harfusion.experiments.loso.command import write_summary
 from harfusion.experiments.remotes import fetch_summary_inputs, pull
 from harfusion.experiments.report import write_report
 
 
 def add_arguments(parse: argparse.ArgumentParser) -> None:
     kinds = parse.add_subparsers(dest="kind", required=True, metavar="{sweep,loso}")
-    for name, module, summarize in (("sweep", sweep, _sweep), ("loso", loso, _loso)):
+    for name, module, summarize in (("sweep", sweep, _sweep), ("loso", loso_plan, _loso)):
         kind = kinds.add_parser(name, help=f"the experiments `harfusion {name}` plans")
         module.add_plan_arguments(kind)
         kind.add_argument(
@@ -53,9 +55,9 @@ def _sweep(args: argparse.Namespace) -> list[str]:
 
 
 def _loso(args: argparse.Namespace) -> list[str]:
-    planned = loso.plan(args)
+    planned = loso_plan.plan(args)
     finished, missing = gathered(planned.runs, args.git_remote)
-    loso.write_summary(args, planned, finished)
+    write_summary(args, planned, finished)
     return missing
 
 

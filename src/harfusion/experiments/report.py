@@ -31,9 +31,9 @@ from harfusion.experiments.report_html import (
     run_section,
     workspace_run,
 )
-from harfusion.params import SplitParams
+from harfusion.params import SWEPT, SplitParams
 
-PARAM_COLUMNS = r"^(Experiment|fusion|heads|chunk_size|modalities|seed)$"
+PARAM_COLUMNS = f"^(Experiment|{'|'.join(SWEPT)}|seed)$"
 # No metric name is in two metrics files, so DVC shows them without their file's name.
 METRIC_COLUMNS = (
     r"^(Experiment|accuracy|f1_macro|f1_macro_learnable|ece_before|ece_after|"

@@ -152,7 +152,7 @@ def _number(value: Any, digits: int = 3) -> str:
 
 def headline_table(run: Run) -> list[str]:
     """The run's headline, the forest baseline beside the model wherever it has the number."""
-    from harfusion.evaluation.metrics import macro_f1_over  # torch: not for `--help`
+    from harfusion.evaluation.metrics import macro_f1  # numpy: not for `--help`
 
     metrics = run.json(layout.EVAL / layout.METRICS) or {}
     latency = run.json(layout.EVAL / layout.LATENCY) or {}
@@ -160,7 +160,7 @@ def headline_table(run: Run) -> list[str]:
     forest = run.json(layout.BASELINE / layout.SCORES) or {}
     windows = run.json(layout.BASELINE / layout.BASELINE_WINDOWS) or {}
     learnable = [c for c, n in (windows.get("train") or {}).items() if n > 0]
-    forest_learnable = macro_f1_over(forest.get("per_class_f1") or {}, learnable)
+    forest_learnable = macro_f1(forest.get("per_class_f1") or {}, learnable)
     rows = [
         ("accuracy", metrics.get("accuracy"), forest.get("accuracy")),
         ("macro F1, all classes", metrics.get("f1_macro"), forest.get("f1_macro")),

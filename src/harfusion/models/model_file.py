@@ -22,13 +22,12 @@ from harfusion.models.ensemble import Ensemble
 from harfusion.models.fusion import FusionModel, build_model
 from harfusion.models.model_card import FORMAT, FORMAT_VERSION, check_card
 from harfusion.models.predictor import Predictor
-from harfusion.params import ModelParams, Params
+from harfusion.params import ARCHITECTURE, ModelParams, Params
 
 
 def architecture(params: Params) -> dict:
     """The params that decide the network's shape."""
-    keys = ("fusion", "heads", "modalities", "model")
-    return {key: value for key, value in params.model_dump().items() if key in keys} | {
+    return params.model_dump(include=set(ARCHITECTURE)) | {
         "channel_groups": params.dataset.channel_groups
     }
 

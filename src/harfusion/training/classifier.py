@@ -11,16 +11,45 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics import MeanMetric, Metric
+from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.utilities import dim_zero_cat
 
 from harfusion.data.pamap2 import imu_triads
 from harfusion.errors import HarfusionError
+from harfusion.evaluation.metrics import f1_per_class, macro_f1
 from harfusion.models.augment import augment
 from harfusion.models.fusion import FusionOutput, build_model
 from harfusion.params import Params
 
 Batch = dict
+
+
+class MacroF1(Metric):
+    """Validation macro F1 by `evaluation.metrics`' one definition, not torchmetrics' (whose
+    macro average also counts a class only predicted, as 0): the epoch's labels and predicted
+    classes (a few kilobytes) stay on the device, gathered across processes, and are scored
+    once at its end, in float64 as evaluate scores (tests/test_macro_f1.py)."""
+
+    full_state_update = False
+    actual: list[Tensor]  # per batch; one tensor once synchronised across processes
+    predicted: list[Tensor]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("actual", default=[], dist_reduce_fx="cat")
+        self.add_state("predicted", default=[], dist_reduce_fx="cat")
+
+    def update(self, logits: Tensor, labels: Tensor) -> None:
+        self.actual.append(labels.detach())
+        self.predicted.append(logits.detach().argmax(dim=1))
+
+    def compute(self) -> Tensor:
+        per_class = f1_per_class(
+            dim_zero_cat(self.actual).cpu().numpy(), dim_zero_cat(self.predicted).cpu().numpy()
+        )
+        score = macro_f1(per_class)
+        return torch.tensor(float("nan") if score is None else score, dtype=torch.float64)
 
 
 class FusionClassifier(L.LightningModule):
@@ -75,7 +104,7 @@ class FusionClassifier(L.LightningModule):
         self.params = params
         self.model = build_model(params, channels, num_classes)
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
-        self.val_f1 = MulticlassF1Score(num_classes, average="macro")
+        self.val_f1 = MacroF1()
         # NaN kept in the means (torchmetrics drops it by default), so a diverged step shows
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.val_loss_mean = MeanMetric(nan_strategy="disable")  # per batch, as `val_loss`

@@ -32,7 +32,7 @@ from harfusion.models.calibrator import fit_calibration
 from harfusion.models.ensemble import Ensemble
 from harfusion.models.fusion import build_model, channels_for
 from harfusion.models.model_file import model_card, save_model, training_data
-from harfusion.params import Params
+from harfusion.params import Params, trained_by
 from harfusion.threads import configure_threads
 from harfusion.training.classifier import FusionClassifier
 from harfusion.training.datamodule import WindowDataModule
@@ -262,9 +262,7 @@ class RandomState(Callback):
 
 def fingerprint(params: Params, tensor_dir: Path) -> str:
     """What a checkpoint must have been trained on to be resumed: train's params and data."""
-    tracked = params.model_dump(include={"seed", "fusion", "heads", "modalities", "dataset"})
-    tracked |= params.model_dump(include={"model", "train"}, exclude={"train": {"resume"}})
-    digest = hashlib.sha256(json.dumps(tracked, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(trained_by(params), sort_keys=True).encode())
     for name in (MANIFEST, NORM_STATS):
         digest.update((tensor_dir / name).read_bytes())
     return digest.hexdigest()

@@ -1,7 +1,8 @@
 """Calibration across people, from the windows LOSO's folds predicted: per fold ECE, NLL and
 Brier before and after the model file's calibration (what evaluate reports, from its
 `predictions.csv`), and the same pooled over every fold's test windows with bootstrap
-intervals.
+intervals. Apart from the F1 scores because it needs torch, which `harfusion loso --help` and
+the queue do not.
 
 A fold tests one person on 46-89 windows (real PAMAP2), so one fold's ECE is noisy; pooled
 out-of-fold figures are the headline, and their 95% intervals come from resampling windows
@@ -15,13 +16,17 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from harfusion.evaluation.calibration import calibration_summary, reliability_bins
+from harfusion.experiments.dvc_client import Experiment
+from harfusion.experiments.loso.outputs import FoldOutputs
 from harfusion.models.calibrator import calibrated
+from harfusion.params import EvaluateParams
 
 METRICS = ("ece", "nll", "brier")
 BOOTSTRAP = 1000  # resamples for the pooled intervals
@@ -163,3 +168,56 @@ def reliability_by_fold(folds: Sequence[FoldWindows], bins: int) -> dict[str, di
             for when, log_probs in (("before", pooled.before), ("after", pooled.after))
         }
     return figures
+
+
+def calibrate_folds(
+    rows: list[dict[str, Any]], finished: dict[str, Experiment], outputs: dict[str, FoldOutputs]
+) -> dict[str, Any] | None:
+    """Add each fold's ece/nll/brier before and after calibration (and the temperature, and its
+    test windows of classes it had no training window of) to its row; return the pooled
+    out-of-fold figures and the per-fold mean, or None when no fold left its predictions (an
+    experiment of an older harfusion)."""
+    folds = []
+    bins = EvaluateParams().ece_bins
+    for row in rows:
+        out = outputs[row["experiment"]]
+        if out.predictions is None or out.scores is None or "calibration" not in out.scores:
+            continue
+        bins = finished[row["experiment"]].params.get("evaluate", {}).get("ece_bins", bins)
+        fold = fold_windows(
+            row["test_subject"],
+            row["seed"],
+            out.predictions,
+            out.scores["class_names"],
+            out.scores["calibration"],
+        )
+        row |= {"temperature": out.scores["calibration"]["temperature"], **fold.scores(bins)}
+        if out.windows:
+            trained = out.windows["train"]
+            row["untrained_windows"] = sum(
+                trained.get(fold.classes[label], 0) == 0 for label in fold.labels.tolist()
+            )
+        folds.append(fold)
+    if not folds:
+        return None
+    keys = [f"{m}_{when}" for m in METRICS for when in ("before", "after")]
+    scored = [row for row in rows if "ece_before" in row]
+    by_subject: dict[int, list[dict[str, Any]]] = {}
+    for row in scored:
+        by_subject.setdefault(row["test_subject"], []).append(row)
+    lower = {
+        metric: sum(
+            np.mean([r[f"{metric}_after"] for r in fold_rows])
+            < np.mean([r[f"{metric}_before"] for r in fold_rows])
+            for fold_rows in by_subject.values()
+        )
+        for metric in METRICS
+    }
+    return {
+        "bins": bins,
+        "pooled": pooled_calibration(folds, bins),
+        "fold_mean": {key: float(np.mean([row[key] for row in scored])) for key in keys},
+        "folds_lower_after": {metric: int(n) for metric, n in lower.items()},
+        "folds": len(by_subject),
+        "reliability": reliability_by_fold(folds, bins),
+    }
