@@ -1,5 +1,5 @@
-"""Every relative link and anchor in README.md and docs/*.md resolves, so that moving text
-between them cannot leave a dead link behind."""
+"""Every relative link and anchor in README.md, docs/*.md and benchmarks/*.md resolves, so
+that moving text between them cannot leave a dead link behind."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "benchmarks").glob("*.md")),
+]
 # Written on another branch of issue 24; drop this once it is merged.
 ELSEWHERE = {ROOT / "docs" / "datasets.md"}
 
