@@ -6,7 +6,7 @@
 Our models are small: on a GPU a step is a few milliseconds of small kernels, so the host's
 Python decides the speed, and a thread that takes the GIL to redraw a bar slows every step.
 A tiny model on tiny CPU batches reproduces that on any machine. Each round runs Lightning's
-default bar, the bar `make_trainer` attaches (`training.progress_bar`) and no bar, in turn;
+default bar, the bar `make_trainer` attaches (`training.fit.progress_bar`) and no bar, in turn;
 the median round counts.
 """
 

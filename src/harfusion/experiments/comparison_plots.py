@@ -19,7 +19,8 @@ BASELINE_LABEL = "forest baseline"
 PANELS = (
     ("accuracy", "Accuracy", "fraction of test windows correct"),
     ("f1_macro", "Macro F1", "macro F1 over activities (0–1)"),
-    ("ece", "Calibration error (lower is better)", "ECE, 15 bins (0–1)"),
+    # each run's own bins (its `evaluate.ece_bins`): runs compared may have set another count
+    ("ece", "Calibration error (lower is better)", "ECE, evaluate.ece_bins bins (0–1)"),
     ("latency_ms", "Inference latency (lower is better)", "ms per window, batch size 1"),
 )
 ECE_BARS = (
