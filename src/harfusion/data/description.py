@@ -109,7 +109,9 @@ class Files(Strict):
     @field_validator("pattern")
     @classmethod
     def _one_subject_in_the_name(cls, pattern: str) -> str:
-        *folders, name = pattern.replace("\\", "/").split("/")
+        if "\\" in pattern:
+            raise ValueError("use '/' between the session folder and the file name")
+        *folders, name = pattern.split("/")
         if folders not in ([], ["{session}"]):
             raise ValueError(
                 "the only folder a pattern may have is a leading '{session}/' (recordings lie "
@@ -118,7 +120,7 @@ class Files(Strict):
         if name.count("{subject}") != 1:
             raise ValueError("the file name needs '{subject}' exactly once")
         rest = name.replace("{subject}", "")
-        if "{" in rest or "}" in rest or "\\" in pattern:
+        if "{" in rest or "}" in rest:
             raise ValueError("only '{subject}' and a leading '{session}/' may stand in braces")
         return pattern
 
@@ -199,13 +201,13 @@ class Clock(Strict):
         return self.column is None
 
     @property
-    def scale(self) -> float:
-        """Seconds per unit of the column."""
-        return 1e-3 if self.unit == "ms" else 1.0
+    def per_second(self) -> float:
+        """Units of the column in a second."""
+        return 1000.0 if self.unit == "ms" else 1.0
 
     @property
     def limits(self) -> tuple[float, float]:
-        return self.bounds or (0.0, 1e10 / self.scale)
+        return self.bounds or (0.0, 1e10 * self.per_second)
 
 
 class Labels(Strict):
@@ -293,6 +295,10 @@ class Modality(Strict):
         return [self.prefix + c for group in groups for c in self.groups[group].channels]
 
     @property
+    def all_columns(self) -> list[str]:
+        return self.columns(list(self.groups))
+
+    @property
     def defaults(self) -> list[str]:
         return list(self.default_groups or self.groups)
 
@@ -311,11 +317,36 @@ class Description(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Description:
         """Cross-key checks; a complaint starts with its key (`describe` keeps it whole)."""
+        owner = self._channel_owners()
+        special = [c for c in (self.clock.column, self.labels.column) if c is not None]
+        if self.clock.column == self.labels.column:
+            raise ValueError("labels.column: the clock column cannot be the label column")
+        for column in special:
+            if column in owner or column in self.modalities:
+                raise ValueError(f"format.columns: {column} is a channel or modality name too")
+        unknown = [c for c in self.format.columns if c not in (*owner, *special, *self.modalities)]
+        if unknown:
+            raise ValueError(
+                f"format.columns: {unknown[0]} is no modality, channel, clock or label column"
+            )
+        repeated = sorted({c for c in self.columns if self.columns.count(c) > 1})
+        if repeated:
+            raise ValueError(f"format.columns: {', '.join(repeated)} more than once")
+        lacking = [c for c in special if c not in self.columns]
+        for modality, spec in self.modalities.items():
+            own = [c for c in spec.all_columns if c not in self.columns]
+            lacking += [modality] if own == spec.all_columns else own
+        if lacking:
+            raise ValueError(f"format.columns: lacks {', '.join(lacking)}")
+        return self
+
+    def _channel_owners(self) -> dict[str, str]:
+        """Channel → its modality; every channel a name of its own, and no overlong median."""
         owner: dict[str, str] = {}
         for modality, spec in self.modalities.items():
             for group in spec.groups:
+                key = f"modalities.{modality}.groups.{group}.channels"
                 for column in spec.columns([group]):
-                    key = f"modalities.{modality}.groups.{group}.channels"
                     if not _NAME.fullmatch(column):
                         raise ValueError(f"{key}: {column!r} (prefix + name) is not a name")
                     if column in owner:
@@ -329,29 +360,7 @@ class Description(Strict):
                     f"modalities.{modality}.preprocess.median_window: {window} samples is over a "
                     "minute; it would smooth away the activities themselves"
                 )
-        special = [c for c in (self.clock.column, self.labels.column) if c is not None]
-        if self.clock.column == self.labels.column:
-            raise ValueError("labels.column: the clock column cannot be the label column")
-        for column in special:
-            if column in owner or column in self.modalities:
-                raise ValueError(f"format.columns: {column} is a channel or modality name too")
-        expanded = []
-        for entry in self.format.columns:
-            if entry in self.modalities:
-                expanded += self.modalities[entry].columns(list(self.modalities[entry].groups))
-            elif entry in owner or entry in special:
-                expanded.append(entry)
-            else:
-                raise ValueError(
-                    f"format.columns: {entry} is no modality, channel, clock or label column"
-                )
-        repeated = sorted({c for c in expanded if expanded.count(c) > 1})
-        if repeated:
-            raise ValueError(f"format.columns: {', '.join(repeated)} more than once")
-        lacking = [c for c in [*special, *owner] if c not in expanded]
-        if lacking:
-            raise ValueError(f"format.columns: lacks {', '.join(lacking)}")
-        return self
+        return owner
 
     @cached_property
     def columns(self) -> tuple[str, ...]:
@@ -359,7 +368,7 @@ class Description(Strict):
         columns: list[str] = []
         for entry in self.format.columns:
             spec = self.modalities.get(entry)
-            columns += spec.columns(list(spec.groups)) if spec else [entry]
+            columns += spec.all_columns if spec else [entry]
         return tuple(columns)
 
     @cached_property
@@ -394,8 +403,7 @@ class Description(Strict):
 
     def modality_channels(self, modality: str) -> list[str]:
         """All of a modality's channels (the ones whose absence makes a sample missing)."""
-        spec = self.modalities[modality]
-        return spec.columns(list(spec.groups))
+        return self.modalities[modality].all_columns
 
     def groups_for(
         self, modalities: Sequence[str], groups_by_kind: Mapping[str, Sequence[str]] | None = None

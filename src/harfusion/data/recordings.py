@@ -186,8 +186,8 @@ def read_recording(path: str | Path, description: Description) -> RecordingData:
         timestamps = _column(table, clock.column)
     if not _values_ok(description, timestamps, labels, values):
         raise _located_error(path, description, "invalid values")
-    if clock.column is not None and clock.scale != 1.0:
-        timestamps = timestamps * clock.scale
+    if clock.per_second != 1.0:
+        timestamps = timestamps / clock.per_second
     return RecordingData(timestamps, labels.astype(np.int64), values, channels)
 
 
