@@ -22,7 +22,7 @@ from scipy.signal import resample_poly
 
 from harfusion.data.dat_writer import format_rows
 from harfusion.data.description import load_description
-from harfusion.data.preprocess import fill_heart_rate
+from harfusion.data.preprocess import fill_and_smooth
 from harfusion.data.recordings import RecordingData, find_recordings, read_recording
 
 # PAMAP2 activity → MHEALTH label, where both name the same activity; any other → 0, the null
@@ -131,7 +131,7 @@ def mhealth_rows(recording: RecordingData, seed: int) -> tuple[np.ndarray, np.nd
     if not math.isclose(pamap2.sampling_rate_hz, 2 * mhealth.sampling_rate_hz):
         raise ValueError("the conversion halves the rate")
     column = {name: i for i, name in enumerate(recording.channels)}
-    heart = fill_heart_rate(recording.values[:, column["heart_rate_bpm"]], 1)
+    heart = fill_and_smooth(recording.values[:, column["heart_rate_bpm"]], True, 1)
     heart = np.where(np.isnan(heart), RESTING_BPM, heart)
     ecg = synthetic_ecg(recording.timestamps, heart, seed)
     source = np.empty((len(heart), len(mhealth.channels)))

@@ -4,7 +4,6 @@ are chosen per kind of signal."""
 
 from __future__ import annotations
 
-import itertools
 import re
 import subprocess
 import zipfile
@@ -14,59 +13,63 @@ from typing import Any
 import pytest
 import yaml
 
-from harfusion.data import pamap2
 from harfusion.data.description import Description, load_description, shipped
 from harfusion.errors import HarfusionError
-from harfusion.params import PreprocessParams
 from tests.datasets import docs_example
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "src" / "harfusion" / "data" / "datasets"
 
 
-def test_pamap2_is_todays_schema_exactly() -> None:
-    """The move must leave PAMAP2 results byte-identical: same columns, order, names, bounds,
-    activities, modalities, channel groups, rate and heart-rate preprocessing."""
+IMU_FIELDS = (
+    "temperature_c",
+    *(f"{group}_{axis}" for group in ("acc16", "acc6", "gyro", "mag") for axis in "xyz"),
+    *(f"orient_{axis}" for axis in "wxyz"),
+)
+
+
+def test_pamap2_is_the_schema_the_pipeline_had() -> None:
+    """The move must leave PAMAP2 results byte-identical: the columns and their order, the
+    activities, modalities, default channel groups, rate and heart-rate preprocessing the code
+    had before descriptions (issue 24)."""
     d = load_description("pamap2")
-    assert d.columns == pamap2.RAW_COLUMNS
-    assert d.channels == pamap2.SENSOR_COLUMNS
-    bounds = {c: pamap2.FIELD_BOUNDS[c] for c in pamap2.RAW_COLUMNS if c != "activity_id"}
-    assert d.bounds == bounds
-    assert {**d.labels.ignore, **d.labels.activities} == pamap2.ACTIVITY_NAMES
-    assert list(d.labels.ignore) == [pamap2.TRANSIENT_ACTIVITY]
-    assert [d.activity_name(a) for a in range(30)] == [pamap2.activity_name(a) for a in range(30)]
-    assert d.sampling_rate_hz == pamap2.SAMPLE_RATE_HZ
-    assert tuple(d.files.sessions or ()) == pamap2.SESSIONS
-    assert d.modality_names == pamap2.MODALITIES
-    assert d.modality_labels == pamap2.MODALITY_LABELS
+    imus = tuple(f"{imu}_{field}" for imu in ("hand", "chest", "ankle") for field in IMU_FIELDS)
+    assert d.columns == ("timestamp_s", "activity_id", "heart_rate_bpm", *imus)
+    assert d.channels == d.columns[2:]
+    assert d.processed_columns == ("subject_id", "session", *d.columns)
+    assert d.sampling_rate_hz == 100.0 and d.files.sessions == ["Protocol", "Optional"]
+    assert d.modality_names == ("imu_hand", "imu_chest", "imu_ankle", "heart_rate")
+    assert d.labels.ignore == {0: "transient"} and len(d.labels.activities) == 18
+    assert d.bounds["hand_acc16_x"] == (-200.0, 200.0, "m/s²")
     heart = d.modalities["heart_rate"]
-    assert heart.kind == "slow" and heart.preprocess.fill
-    assert heart.preprocess.median_window == PreprocessParams().hr_median_window
-    for modality in pamap2.MODALITIES:
-        all_groups = tuple(pamap2.IMU_CHANNEL_GROUPS)
-        assert d.modality_channels(modality) == pamap2.modality_columns(modality, all_groups)
-    imu = d.modalities["imu_hand"]
-    assert {g: tuple(s.channels) for g, s in imu.groups.items()} == pamap2.IMU_CHANNEL_GROUPS
-    assert [g for g, s in imu.groups.items() if s.vector] == list(pamap2.VECTOR_GROUPS)
+    assert heart.kind == "slow" and heart.preprocess.fill and heart.preprocess.median_window == 25
+    inputs = d.inputs("all", {})
+    assert inputs.channel_names["imu_ankle"] == [
+        f"ankle_{group}_{axis}" for group in ("acc16", "gyro", "mag") for axis in "xyz"
+    ]
+    assert inputs.channel_names["heart_rate"] == ["heart_rate_bpm"]
+    assert inputs.triads["imu_hand"] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    assert inputs.triads["heart_rate"] == []
+    assert inputs.kinds == {
+        "imu_hand": "motion",
+        "imu_chest": "motion",
+        "imu_ankle": "motion",
+        "heart_rate": "slow",
+    }
 
 
-def test_pamap2_channel_selection_is_todays_for_every_group_choice() -> None:
-    """Defaults, and every ordered choice of one to three IMU groups: the same columns in the
-    same order as `modality_columns`, the same rotation triads as `imu_triads`."""
+def test_pamap2_channel_groups_keep_the_listed_order() -> None:
+    """`dataset.channel_groups: {motion: [...]}` reads the listed groups in the listed order,
+    as the list of IMU groups did; heart rate (slow) keeps its own."""
     d = load_description("pamap2")
-    defaults = d.groups_for(d.modality_names)
-    assert defaults["imu_ankle"] == list(pamap2.DEFAULT_CHANNEL_GROUPS)
-    for modality, groups in defaults.items():
-        expected = pamap2.modality_columns(modality, pamap2.DEFAULT_CHANNEL_GROUPS)
-        assert d.channels_of(modality, groups) == expected
-    names = list(pamap2.IMU_CHANNEL_GROUPS)
-    choices = [list(c) for n in (1, 2, 3) for c in itertools.permutations(names, n)]
-    for choice in choices:
-        selected = d.groups_for(d.modality_names, {"motion": choice})
-        for modality, groups in selected.items():
-            assert d.channels_of(modality, groups) == pamap2.modality_columns(modality, choice)
-            if modality.startswith("imu_"):
-                assert d.vector_triads(modality, groups) == pamap2.imu_triads(choice)
+    chosen = d.inputs(["imu_chest", "heart_rate"], {"motion": ["mag", "temperature", "acc16"]})
+    assert chosen.channel_names["imu_chest"] == [
+        *(f"chest_mag_{a}" for a in "xyz"),
+        "chest_temperature_c",
+        *(f"chest_acc16_{a}" for a in "xyz"),
+    ]
+    assert chosen.triads["imu_chest"] == [[0, 1, 2], [4, 5, 6]]
+    assert chosen.channel_names["heart_rate"] == ["heart_rate_bpm"]
 
 
 MHEALTH_COLUMNS = (

@@ -3,7 +3,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harfusion.data.pamap2 import IMU_CHANNEL_GROUPS, ChannelGroup
 from harfusion.errors import HarfusionError
 from harfusion.params import Params, Strategy, load_params
 
@@ -23,8 +22,11 @@ def test_schema_defaults_equal_params_yaml() -> None:
     assert Params() == load_params(ROOT / "params.yaml")
 
 
-def test_channel_groups_match_schema() -> None:
-    assert set(ChannelGroup.__args__) == set(IMU_CHANNEL_GROUPS)
+def test_params_know_no_dataset() -> None:
+    """params.py imports no dataset module: the house's one arrow back up is gone."""
+    source = (ROOT / "src/harfusion/params.py").read_text()
+    assert "harfusion.data" not in source
+    assert Params().modalities == "all" and Params().dataset.channel_groups == {}
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -41,7 +43,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("chunk_size: 0\n", "chunk_size", "greater than or equal"),
         ("chunk_size: big\n", "chunk_size", "valid integer"),
         ("fusion: mid\n", "fusion", "'early', 'late' or 'hybrid'"),
-        ("modalities: [imu_hand, imu_knee]\n", "modalities.1", "imu_knee"),
+        ("modalities: every\n", "modalities", "'all'"),  # names: checked against the dataset
         ("modalities: []\n", "modalities", "at least 1"),
         ("split:\n  train: 0.8\n", "split", "must be 1"),
         ("heads: 3\n", "<top level>", "must divide"),
@@ -51,13 +53,29 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("split:\n  seed: -3\n", "split.seed", "greater than or equal to 0"),
         ("train:\n  cpu_threads: 0\n", "train.cpu_threads", "at least 1"),
         ("train:\n  cpu_threads: many\n", "train.cpu_threads", "'auto'"),
-        ("model:\n  conv_strides: [4, 0, 2]\n", "model.conv_strides.1", "greater than or equal"),
-        ("model:\n  conv_channels: [32, 0, 64]\n", "model.conv_channels.1", "greater than"),
         (
-            "model:\n  heart_rate_conv_strides: [0, 8]\n",
-            "model.heart_rate_conv_strides.0",
-            "than or equal",
+            "model:\n  front:\n    motion: {channels: [8], strides: [0]}\n",
+            "model.front.motion.strides.0",
+            "greater than or equal",
         ),
+        (
+            "model:\n  front:\n    slow: {channels: [0], strides: [8]}\n",
+            "model.front.slow.channels.0",
+            "greater than",
+        ),
+        (
+            "model:\n  front:\n    waveform: {channels: [8, 8], strides: [8]}\n",
+            "model.front.waveform",
+            "same length",
+        ),
+        (
+            "model:\n  front:\n    motoin: {channels: [8], strides: [8]}\n",
+            "model.front.motoin",
+            "unknown key",
+        ),
+        ("data:\n  dataset: /tmp/mine.yaml\n", "data.dataset", "datasets/mine.yaml"),
+        ("data:\n  dataset: ../mine.yaml\n", "data.dataset", "goes in datasets/"),
+        ("dataset:\n  channel_groups: {fast: [acc16]}\n", "dataset.channel_groups", "motion"),
         ("train:\n  limit_train_batches: 0\n", "train.limit_train_batches", "fraction in (0, 1]"),
         ("train:\n  limit_train_batches: 1.5\n", "train.limit_train_batches", "whole number"),
         ("train:\n  devices: 0\n", "train.devices", "at least 1"),
@@ -87,7 +105,7 @@ def test_accepted_edge_values_validate() -> None:
             "split": {"seed": 2**32 - 1},
             "train": {"cpu_threads": 1, "devices": 1, "limit_train_batches": 3},
             "dataset": {"batch_size": 1},
-            "model": {"norm": "group", "conv_strides": [1, 1, 1]},
+            "model": {"norm": "group", "front": {"motion": {"channels": [8], "strides": [1]}}},
         }
     )
     Params.model_validate({"train": {"min_epochs": 3, "max_epochs": 3, "strategy": "ddp_spawn"}})

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from harfusion.data.pamap2 import IMU_CHANNEL_GROUPS, MODALITIES
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from harfusion.data.pamap2 import IMU_CHANNEL_GROUPS, MODALITIES
 from harfusion.errors import HarfusionError
 from harfusion.params import Params, PreprocessParams, TrainParams, load_params
 from harfusion.training.fit import fit, make_trainer
-from tests.helpers import TINY, merge
+from tests.helpers import PAMAP2, TINY, merge
 
 # Tiny defaults that the drawn values override: one convolution, one epoch.
 BASE = merge(
@@ -134,7 +134,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for subject in range(101, 106):
         segments = [(a, 300 + 37 * subject % 100) for a in (1, 4, 5)]
         write_recording(root / "raw" / "Protocol" / f"subject{subject}.dat", segments, subject)
-    preprocess(root / "raw", root / "processed", PreprocessParams(sessions=["Protocol"]))
+    preprocess(root / "raw", root / "processed", PreprocessParams(sessions=["Protocol"]), PAMAP2)
     write_splits(root / "processed", root / "splits", SplitParams())
     return root
 

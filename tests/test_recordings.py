@@ -1,20 +1,15 @@
-"""Finding and reading recordings as a description says: PAMAP2 exactly as `read_dat` and
+"""Finding and reading recordings as a description says: PAMAP2 exactly as before and
 today's `find_recordings` do, MHEALTH's layout, and a user's CSV format (header, commas,
 empty fields, a millisecond clock)."""
 
 from __future__ import annotations
 
 import gzip
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
 
-from harfusion.data import preprocess
-from harfusion.data.dat_reader import read_dat
 from harfusion.data.description import load_description
 from harfusion.data.recordings import NO_SESSION, find_recordings, read_recording
 from harfusion.errors import HarfusionError
@@ -23,78 +18,6 @@ from tests.helpers import write_recording
 
 PAMAP2 = load_description("pamap2")
 MHEALTH = load_description("mhealth")
-
-
-def _same_as_read_dat(path: Path) -> None:
-    expected = read_dat(path)
-    got = read_recording(path, PAMAP2)
-    assert got.timestamps.dtype == np.float64 and got.labels.dtype == np.int64
-    assert got.values.dtype == np.float64 and got.values.flags.f_contiguous
-    assert got.channels == PAMAP2.channels
-    assert np.array_equal(got.timestamps, expected[:, 0])
-    assert np.array_equal(got.labels, expected[:, 1].astype(np.int64))
-    assert np.array_equal(got.values, expected[:, 2:], equal_nan=True)
-
-
-def test_pamap2_reads_exactly_as_read_dat(excerpt: Path) -> None:
-    """The real excerpt and a real pamap2_dev recording: bit for bit, NaN where NaN."""
-    _same_as_read_dat(excerpt)
-    recording = excerpt.parents[1] / "pamap2_dev" / "Protocol" / "subject109.dat"
-    if not recording.exists():
-        pytest.skip("../shared/pamap2_dev is not beside this checkout")
-    _same_as_read_dat(recording)
-
-
-def _outcome(read, path: Path):
-    try:
-        return read(path)
-    except HarfusionError as error:
-        return str(error)
-
-
-# Tokens that make a field wrong, or only look odd: numbers at and beyond bounds, every NaN
-# spelling, garbage, overflow, and empty fields (a doubled separator).
-TOKENS = [
-    "0", "-0.5", "1e-3", "199.9", "200.1", "-1e300", "3.4e39", "1.01", "1.02", "24", "25", "8",
-    "NaN", "nan", "-NAN", "inf", "-Infinity", "1e999", "abc", "1.2.3", "0x1F", "é", "", " ",
-]  # fmt: skip
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    edits=st.lists(
-        st.tuples(st.integers(0, 9), st.integers(0, 54), st.sampled_from(TOKENS)), max_size=3
-    ),
-    crlf=st.booleans(),
-    packed=st.booleans(),
-)
-def test_pamap2_agrees_with_read_dat_on_any_damage(edits, crlf: bool, packed: bool) -> None:
-    """Both accept the same files with the same arrays, and reject the same files with the same
-    message (`file:line: why`): a field replaced (column 54 is one past the last: an extra
-    field), with CRLF line ends, gzip-compressed."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = write_recording(Path(folder) / "subject101.dat", [(4, 6), (0, 2), (24, 2)])
-        lines = [line.split(" ") for line in path.read_text().splitlines()]
-        for row, column, token in edits:
-            if column < len(lines[row]):
-                lines[row][column] = token
-            else:
-                lines[row].append(token)
-        text = ("\r\n" if crlf else "\n").join(" ".join(tokens) for tokens in lines) + "\n"
-        if packed:
-            path = path.with_name(path.name + ".gz")
-            path.write_bytes(gzip.compress(text.encode()))
-        else:
-            path.write_text(text)
-        old, new = _outcome(read_dat, path), _outcome(lambda p: read_recording(p, PAMAP2), path)
-    event("rejected" if isinstance(old, str) else "accepted")
-    if isinstance(old, str):
-        assert new == old
-    else:
-        assert not isinstance(new, str), new
-        assert np.array_equal(new.values, old[:, 2:], equal_nan=True)
-        assert np.array_equal(new.timestamps, old[:, 0])
-        assert np.array_equal(new.labels, old[:, 1].astype(int))
 
 
 def test_mhealth_layout_reads_with_the_implicit_clock(tmp_path: Path) -> None:
@@ -199,10 +122,7 @@ def test_pamap2_recordings_are_found_as_today(
     (raw / "Optional" / "subject101.dat").write_bytes(packed.read_bytes())
     found = find_recordings(raw, PAMAP2)
     ours = capsys.readouterr().err
-    assert _as_tuples(found) == _as_tuples(
-        preprocess.find_recordings(raw, ["Protocol", "Optional"])
-    )
-    assert ours == capsys.readouterr().err  # the same lines, word for word
+    assert "skipped" in ours and "subject104.DAT" in ours and "case-sensitive" in ours
     assert _as_tuples(found) == [
         (raw / "Protocol" / "subject101.dat", 101, "Protocol"),
         (raw / "Optional" / "subject101.dat", 101, "Optional"),

@@ -19,8 +19,10 @@ are 3-axis vectors, which groups a model reads by default, and optional preproce
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from importlib.resources import files as package_files
 from pathlib import Path
@@ -34,21 +36,24 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
 
 from harfusion.errors import HarfusionError
+from harfusion.layout import DATASET
+from harfusion.params import Kind
 
 # What a shipped description is named by in `data.dataset`: its file name without `.yaml`.
 SHIPPED_DIR = package_files("harfusion.data") / "datasets"
-# Columns of the processed shards that are not channels (the clock and label columns are
-# stored under these names whatever a dataset calls them).
-RESERVED_NAMES = frozenset({"subject_id", "session", "timestamp_s", "activity_id"})
+# Columns of the processed shards that are not channels, first in every shard (the clock and
+# label columns are stored under these names whatever a dataset calls them).
+FIXED_COLUMNS = ("subject_id", "session", "timestamp_s", "activity_id")
+RESERVED_NAMES = frozenset(FIXED_COLUMNS)
 MAX_LABEL = 2**31 - 1  # shards store activity ids as int32
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
-Kind = Literal["motion", "waveform", "slow"]
 # What a channel group measures; the classical baseline correlates the axes of acceleration.
 Quantity = Literal[
     "acceleration",
@@ -314,6 +319,11 @@ class Description(Strict):
     # In this order modalities are listed, masked and fed to the model (`modalities: all`).
     modalities: Annotated[dict[Name, Modality], Field(min_length=1)]
 
+    @field_serializer("clock")
+    def _clock_as_written(self, clock: Clock) -> Any:
+        """An implicit clock as `implicit`, so the dump reads back (`dataset.json`)."""
+        return "implicit" if clock.implicit else clock.model_dump()
+
     @model_validator(mode="after")
     def _consistent(self) -> Description:
         """Cross-key checks; a complaint starts with its key (`describe` keeps it whole)."""
@@ -377,6 +387,11 @@ class Description(Strict):
         special = (self.clock.column, self.labels.column)
         return tuple(c for c in self.columns if c not in special)
 
+    @property
+    def processed_columns(self) -> tuple[str, ...]:
+        """The columns of a processed shard: the fixed four, then the channels."""
+        return (*FIXED_COLUMNS, *self.channels)
+
     @cached_property
     def bounds(self) -> dict[str, tuple[float, float, str]]:
         """(low, high, unit) per channel, and the clock column's when it has one."""
@@ -406,7 +421,7 @@ class Description(Strict):
         return self.modalities[modality].all_columns
 
     def groups_for(
-        self, modalities: Sequence[str], groups_by_kind: Mapping[str, Sequence[str]] | None = None
+        self, modalities: Sequence[str], groups_by_kind: Mapping[Any, Sequence[str]] | None = None
     ) -> dict[str, list[str]]:
         """Per modality, the channel groups a model reads: for a modality whose kind
         `groups_by_kind` names (`dataset.channel_groups`), those of the listed groups it has,
@@ -456,6 +471,59 @@ class Description(Strict):
             offset += len(spec.groups[group].channels)
         return triads
 
+    def acceleration_axes(self, modality: str, groups: Sequence[str]) -> list[str]:
+        """The x, y, z channels of the modality's first 3-axis acceleration group among
+        `groups`, in this description's group order (the classical baseline correlates them);
+        none if it reads no such group."""
+        spec = self.modalities[modality]
+        for name, group in spec.groups.items():
+            if name in groups and group.vector and group.quantity == "acceleration":
+                return spec.columns([name])
+        return []
+
+    def select(self, modalities: Sequence[str] | str) -> tuple[str, ...]:
+        """`modalities` as params give it (`all` or a list), checked against this dataset."""
+        if modalities == "all":
+            return self.modality_names
+        unknown = [m for m in modalities if m not in self.modalities]
+        if unknown:
+            raise HarfusionError(
+                f"modalities: {', '.join(unknown)} not in {self.name} (its modalities: "
+                f"{', '.join(self.modalities)})"
+            )
+        return tuple(modalities)
+
+    def inputs(
+        self, modalities: Sequence[str] | str, groups_by_kind: Mapping[Any, Sequence[str]]
+    ) -> Inputs:
+        """What a model reads of this dataset with these params (`modalities`,
+        `dataset.channel_groups`)."""
+        chosen = self.select(modalities)
+        groups = self.groups_for(chosen, groups_by_kind)
+        return Inputs(
+            modalities=chosen,
+            channel_names={m: self.channels_of(m, groups[m]) for m in chosen},
+            kinds={m: self.modalities[m].kind for m in chosen},
+            triads={m: self.vector_triads(m, groups[m]) for m in chosen},
+            groups=groups,
+        )
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The modalities a model reads (in mask order), with their channels by name, their kinds
+    and the positions of their 3-axis vectors."""
+
+    modalities: tuple[str, ...]
+    channel_names: dict[str, list[str]]
+    kinds: dict[str, str]
+    triads: dict[str, list[list[int]]]
+    groups: dict[str, list[str]]
+
+    @property
+    def channels(self) -> dict[str, int]:
+        return {m: len(names) for m, names in self.channel_names.items()}
+
 
 def describe(error: ValidationError, source: str | Path) -> str:
     """One line per complaint, `source: key: why (got value)`."""
@@ -494,6 +562,29 @@ def description_path(dataset: str) -> Path:
     if not path.is_file():
         raise HarfusionError(f"data.dataset: {path}: no such description file")
     return path
+
+
+def write_dataset(description: Description, folder: Path) -> None:
+    """Store the checked description beside the data made with it."""
+    dump = description.model_dump(mode="json", exclude_defaults=False)
+    (folder / DATASET).write_text(json.dumps(dump, indent=1, ensure_ascii=False) + "\n")
+
+
+def read_dataset(folder: str | Path) -> Description:
+    """The description the data in `folder` (processed shards, tensors) were made with."""
+    path = Path(folder) / DATASET
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HarfusionError(
+            f"{path}: missing; the data in {folder} predate dataset descriptions: rerun `dvc repro`"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise HarfusionError(f"{path}: cannot read ({exc})") from None
+    try:
+        return Description.model_validate(raw)
+    except ValidationError as exc:
+        raise HarfusionError(describe(exc, path)) from None
 
 
 def load_description(dataset: str | Path) -> Description:
