@@ -327,8 +327,9 @@ def test_each_kind_of_signal_gets_its_own_front_end() -> None:
     model = ModelParams.model_validate(SMALL_MODEL)
     shape = Shape({"pulse": 1, "wrist": 6}, {"pulse": "slow", "wrist": "motion"}, CLASSES)
     built = build_model("late", shape, model, 1)
-    assert built.encoders["pulse"].front[0].out_channels == 4
-    assert built.encoders["wrist"].front[0].out_channels == 8
+    assert isinstance(built, LateFusion)
+    widths = {m: next(e.parameters()).shape[0] for m, e in built.encoders.items()}
+    assert widths == {"pulse": 4, "wrist": 8}
 
 
 def test_channels_follow_the_channel_groups() -> None:

@@ -17,7 +17,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from harfusion.data.recording import WindowReader
 
 from harfusion.command import main
 from harfusion.data.dataset import ShardWindows
@@ -26,6 +25,7 @@ from harfusion.data.preprocess import fill_and_smooth, preprocess
 from harfusion.data.presence import absent_modalities
 from harfusion.data.splits import write_splits
 from harfusion.data.tensorize import tensorize
+from harfusion.data.window_reader import WindowReader
 from harfusion.data.windows import window_starts
 from harfusion.evaluation import evaluate as evaluation
 from harfusion.evaluation.evaluate import evaluate
@@ -125,12 +125,7 @@ def test_predict_gives_evaluates_probabilities_on_the_same_windows(trained: Path
         by_start = dict(zip(clock[ours.windows.starts].round(3), ours.probabilities, strict=True))
         found = 0
         for split in ("train", "val", "test"):
-            data = ShardWindows(
-                trained / "tensors",
-                split,
-                saved["modalities"],
-                saved["preprocessing"]["channel_groups"],
-            )
+            data = ShardWindows(trained / "tensors", split, saved["channel_names"])
             for index in range(len(data)):
                 shard, start = data.windows[index].tolist()
                 if data.shards[shard]["subject"] != subject:
@@ -229,10 +224,10 @@ def test_reading_a_block_at_a_time_changes_nothing(
     np.testing.assert_array_equal(np.concatenate([b.mask for b in batches]), mask)
     # against the whole-file functions tensorize and preprocess use
     values = read_dat(recording)
-    starts = window_starts(values[:, 100.0, 0], CHUNK, 16)
+    starts = window_starts(values[:, 0], 100.0, CHUNK, 16)
     np.testing.assert_array_equal(reader.windows().starts, starts)
     rows = starts[:, None] + np.arange(CHUNK)
-    filled = fill_and_smooth(values[:, True, 2], 25).astype(np.float32)
+    filled = fill_and_smooth(values[:, 2], True, 25).astype(np.float32)
     np.testing.assert_array_equal(whole["heart_rate"][..., 0], filled[rows])
     assert mask[:, 3].all() == (heart_rate == "late") and mask[:, 3].any() == (heart_rate == "late")
     chest = absent_modalities(values[:, 2:], RAW_COLUMNS[2:], _ALL_CHANNELS, starts, CHUNK)[
@@ -335,13 +330,7 @@ def test_onnx_parity_on_the_test_windows(trained: Path) -> None:
     from harfusion.inference.runtimes import OnnxModel
 
     predictor, saved = load_model(trained / "models" / MODEL_FILE)
-    test = open_windows(
-        trained / "tensors",
-        "test",
-        saved["modalities"],
-        saved["preprocessing"]["channel_groups"],
-        raw=True,
-    )
+    test = open_windows(trained / "tensors", "test", saved["channel_names"], raw=True)
     parity = compare(predictor, OnnxModel(trained / "exports" / ONNX_MODEL), test)
     assert parity["windows"] == len(test) > 0
     assert parity["max_abs_difference"] <= 1e-4 and parity["argmax_differs"] == 0

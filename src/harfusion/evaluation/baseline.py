@@ -43,14 +43,14 @@ CHANNEL_STATISTICS = (
 PROBABILITY_FLOOR = 1e-12  # a forest gives hard zeros; NLL of a zero is infinite
 
 
-def feature_names(columns: list[str], axes: Sequence[str] = ()) -> list[str]:
+def feature_names(columns: list[str], vectors: Sequence[Sequence[str]] = ()) -> list[str]:
     names = [f"{column}:{stat}" for column in columns for stat in CHANNEL_STATISTICS]
-    return names + [f"{a}~{b}:corr" for a, b in _axis_pairs(axes)]
+    return names + [f"{a}~{b}:corr" for a, b in _axis_pairs(vectors)]
 
 
-def _axis_pairs(axes: Sequence[str]) -> list[tuple[str, str]]:
-    """The pairs of a modality's acceleration axes x, y, z (none without them)."""
-    return [(axes[0], axes[1]), (axes[0], axes[2]), (axes[1], axes[2])] if axes else []
+def _axis_pairs(vectors: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
+    """The pairs of each acceleration vector's axes x, y, z."""
+    return [(x, y) for x, y, z in vectors for x, y in ((x, y), (x, z), (y, z))]
 
 
 def _quantiles(ordered: np.ndarray, levels: tuple[float, ...]) -> list[np.ndarray]:
@@ -67,11 +67,14 @@ def _quantiles(ordered: np.ndarray, levels: tuple[float, ...]) -> list[np.ndarra
 
 
 def window_features(
-    windows: np.ndarray, columns: list[str], rate_hz: float, axes: Sequence[str] = ()
+    windows: np.ndarray,
+    columns: list[str],
+    rate_hz: float,
+    vectors: Sequence[Sequence[str]] = (),
 ) -> np.ndarray:
-    """[N, T, C] windows of one modality sampled at `rate_hz` → [N, F] features in
-    `feature_names(columns, axes)` order, float64; `axes`: its acceleration axes among `columns`
-    (their correlations are features), if it has any. Computed in
+    """[N, T, C] windows sampled at `rate_hz` → [N, F] features in `feature_names(columns,
+    vectors)` order, float64; `vectors`: the x, y, z columns of each acceleration vector among
+    `columns`, whose axis correlations are features. Computed in
     float32 on one contiguous [N, C, T] copy, the windows' own precision: the sort, the FFT and
     the copies are memory-bound and take about half the time they took in float64."""
     x = np.ascontiguousarray(np.asarray(windows, dtype=np.float32).transpose(0, 2, 1))
@@ -97,14 +100,16 @@ def window_features(
         axis=-1,
         dtype=np.float64,
     ).reshape(len(x), -1)  # channel-major, like feature_names
-    return np.column_stack([per_channel, *_correlations(x, columns, axes)])
+    return np.column_stack([per_channel, *_correlations(x, columns, vectors)])
 
 
-def _correlations(x: np.ndarray, columns: list[str], axes: Sequence[str]) -> list[np.ndarray]:
+def _correlations(
+    x: np.ndarray, columns: list[str], vectors: Sequence[Sequence[str]]
+) -> list[np.ndarray]:
     """Pearson correlation of the acceleration axis pairs, in float64 (a difference of
     near-equal sums would lose float32's few digits)."""
     index = {column: i for i, column in enumerate(columns)}
-    picked = sorted({index[axis] for pair in _axis_pairs(axes) for axis in pair})
+    picked = sorted({index[axis] for pair in _axis_pairs(vectors) for axis in pair})
     centred = {i: x[:, i].astype(np.float64) for i in picked}
     for axis in centred.values():
         axis -= axis.mean(axis=-1, keepdims=True)
@@ -112,7 +117,7 @@ def _correlations(x: np.ndarray, columns: list[str], axes: Sequence[str]) -> lis
     return [
         (centred[index[a]] * centred[index[b]]).sum(axis=-1)
         / np.maximum(scale[index[a]] * scale[index[b]], 1e-12)
-        for a, b in _axis_pairs(axes)
+        for a, b in _axis_pairs(vectors)
     ]
 
 
@@ -128,16 +133,17 @@ def split_features(data: SplitLoaders, split: str) -> tuple[np.ndarray, np.ndarr
     columns = data.inputs.channel_names
     rate = description.sampling_rate_hz
     axes = {m: description.acceleration_axes(m, data.inputs.groups[m]) for m in columns}
+    vectors = {m: [axes[m]] if axes[m] else [] for m in columns}
     features, labels = [], []
     for batch in data.loader(split):
         inputs = batch["inputs"]
         features.append(
             np.hstack(
-                [window_features(inputs[m].numpy(), columns[m], rate, axes[m]) for m in columns]
+                [window_features(inputs[m].numpy(), columns[m], rate, vectors[m]) for m in columns]
             )
         )
         labels.append(batch["label"].numpy())
-    names = [name for m in columns for name in feature_names(columns[m], axes[m])]
+    names = [name for m in columns for name in feature_names(columns[m], vectors[m])]
     return np.concatenate(features), np.concatenate(labels), names
 
 
