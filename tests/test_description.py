@@ -278,7 +278,7 @@ def test_unreadable_descriptions_and_unknown_names(tmp_path: Path) -> None:
     with pytest.raises(HarfusionError, match=rf"^{re.escape(str(bad))}: not valid YAML"):
         load_description(bad)
     bad.write_text("- a list\n")
-    with pytest.raises(HarfusionError, match=r"expected a mapping \(name, files, format"):
+    with pytest.raises(HarfusionError, match=r"expected a mapping of name, files, format"):
         load_description(bad)
     with pytest.raises(HarfusionError, match=r"^data.dataset: 'mhelth' is not a shipped dataset "):
         load_description("mhelth")

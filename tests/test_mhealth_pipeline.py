@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from harfusion.data.description import load_description
-from tests.clones import env, tiny_clone
+from tests.clones import HARFUSION, env, tiny_clone
 from tests.datasets import convert_pamap2
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "pamap2_dev"
@@ -88,3 +88,15 @@ def test_mhealth_trains_and_evaluates_with_mhealth_names(tmp_path: Path) -> None
         found = [name for name in PAMAP2_NAMES if name in text]
         assert not found, f"{where} names {found}"
     assert any(name in texts["reports/eval/confusion.csv"] for name in mhealth_names)
+
+    # predict reads a new MHEALTH recording as the model's description says, torch and ONNX
+    for model in ("models/model.pt", "exports/model.onnx"):
+        out = tmp_path / f"{Path(model).suffix[1:]}.csv"
+        predict = [*HARFUSION, "predict", str(logs[-1]), "--model", model, "--out", str(out)]
+        result = subprocess.run(predict, cwd=clone, env=env(clone), capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        header = out.read_text().splitlines()[0].split(",")
+        assert [c for c in header if c.startswith("p_")] == [
+            "p_" + name.replace(" ", "_") for name in scores["class_names"]
+        ]
+        assert not [name for name in PAMAP2_NAMES if name in out.read_text()]

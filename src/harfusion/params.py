@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harfusion.errors import HarfusionError
 from harfusion.layout import USER_DATASETS
+from harfusion.yaml_file import read_mapping
 
 # Lightning's StrategyRegistry names (2.6; a test compares them), kept here so that validating
 # params does not import Lightning; less single_tpu and single_xla, which need a device object
@@ -376,14 +376,7 @@ def describe(error: ValidationError, source: str | Path) -> str:
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params; any unknown key, bad type or impossible value is an error."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError as exc:
-        raise HarfusionError(f"{path}: params file not found") from exc
-    except yaml.YAMLError as exc:
-        raise HarfusionError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
-    if not isinstance(raw, dict):
-        raise HarfusionError(f"{path}: expected a mapping of params at the top level")
+    raw = read_mapping(path, "params", empty_ok=True)
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:

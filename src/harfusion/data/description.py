@@ -28,7 +28,6 @@ from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -44,6 +43,7 @@ from pydantic import (
 from harfusion.errors import HarfusionError
 from harfusion.layout import DATASET
 from harfusion.params import Kind
+from harfusion.yaml_file import read_mapping
 
 # What a shipped description is named by in `data.dataset`: its file name without `.yaml`.
 SHIPPED_DIR = package_files("harfusion.data") / "datasets"
@@ -590,14 +590,7 @@ def read_dataset(folder: str | Path) -> Description:
 def load_description(dataset: str | Path) -> Description:
     """The checked description `data.dataset` names (`pamap2`, `mhealth` or a path)."""
     path = description_path(str(dataset))
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise HarfusionError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HarfusionError(f"{path}: cannot read ({exc})") from None
-    if not isinstance(raw, dict):
-        raise HarfusionError(f"{path}: expected a mapping (name, files, format, ...) at the top")
+    raw = read_mapping(path, "name, files, format, ...")
     try:
         return Description.model_validate(raw)
     except ValidationError as exc:

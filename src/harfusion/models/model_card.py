@@ -198,7 +198,8 @@ def check_fits(saved: dict, path: Path | str, data: WindowSpec) -> None:
                 f"{data_side}{lacking}; retrain on these data (`dvc repro train`)"
             )
     rate = float(saved["preprocessing"]["sampling_rate_hz"])
-    if data.rate_hz is not None and abs(data.rate_hz / rate - 1) > RATE_TOLERANCE:
+    # rate 0: a model of the legacy .npy layout, which says no rate
+    if rate and data.rate_hz is not None and abs(data.rate_hz / rate - 1) > RATE_TOLERANCE:
         raise HarfusionError(
             f"{path} does not fit {data.source}: sampling rate: the model has {rate:g} Hz, the "
             f"data {data.rate_hz:.4g} Hz (measured: median step {1 / data.rate_hz:.4g} s); "
