@@ -129,11 +129,12 @@ SECONDS = "data.synthetic.seconds_per_activity"
         ({"data": {"synthetic": {"subjects": [-5]}}}, "data.synthetic.subjects.0"),
         ({"data": {"synthetic": {"seconds_per_activity": float("inf")}}}, SECONDS),
         ({"data": {"synthetic": {"seconds_per_activity": 1e9}}}, SECONDS),
-        ({"preprocess": {"hr_median_window": 1e8}}, "preprocess.hr_median_window"),
+        # (heart rate's median window is the description's now: tests/test_description.py)
+        ({"data": {"dataset": "/etc/mine.yaml"}}, "data.dataset"),
         ({"split": {"test_subjects": [2**40]}}, "split.test_subjects.0"),
         ({"train": {"gradient_clip_norm": float("nan")}}, "train.gradient_clip_norm"),
     ],
-    ids=["negative-subject", "inf-seconds", "huge-seconds", "huge-hr-window", "huge-id", "nan"],
+    ids=["negative-subject", "inf-seconds", "huge-seconds", "outside-datasets", "huge-id", "nan"],
 )
 def test_absurd_params_stop_every_stage_in_one_line(tmp_path: Path, params: dict, key: str) -> None:
     """These validated, then ended in numpy's ValueError, OverflowError or MemoryError."""
