@@ -68,6 +68,7 @@ def raw_data(work: Path, seconds_per_activity: float) -> Path:
 
 def tensor_data(work: Path, seconds_per_activity: float, params: Params) -> Path:
     """Preprocess → split → tensorize with our stage functions, kept per size and chunk."""
+    from harfusion.data.description import load_description
     from harfusion.data.preprocess import preprocess
     from harfusion.data.splits import write_splits
     from harfusion.data.tensorize import tensorize
@@ -79,7 +80,7 @@ def tensor_data(work: Path, seconds_per_activity: float, params: Params) -> Path
     raw = raw_data(work, seconds_per_activity)
     processed, splits = work / name / "processed", work / name / "splits"
     started = time.perf_counter()
-    shards = preprocess(raw, processed, params.preprocess)
+    shards = preprocess(raw, processed, params.preprocess, load_description(params.data.dataset))
     rows = sum(shard["rows"] for shard in shards)
     print(f"data: preprocessed {rows} rows in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()

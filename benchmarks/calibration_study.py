@@ -142,12 +142,13 @@ def params_for(job: Job):
 
 def processed_dir(params) -> Path:
     """Preprocess once (real recordings → shards), shared by every job."""
+    from harfusion.data.description import load_description
     from harfusion.data.preprocess import preprocess
 
     out = WORK / "processed"
     with _lock(WORK / "processed.lock"):
         if not out.exists():
-            preprocess(RAW, out, params.preprocess)
+            preprocess(RAW, out, params.preprocess, load_description("pamap2"))
     return out
 
 
@@ -193,13 +194,14 @@ def normalise_recordings(tensors: Path, mode: str) -> None:
     """
     import torch
 
-    from harfusion.data.pamap2 import SENSOR_COLUMNS
+    from harfusion.data.description import load_description
     from harfusion.layout import MANIFEST, NORM_STATS
 
     manifest = json.loads((tensors / MANIFEST).read_text())
     by_subject: dict[int, list[Path]] = {}
     for shard in manifest["shards"]:
         by_subject.setdefault(shard["subject"], []).append(tensors / shard["path"])
+    SENSOR_COLUMNS = load_description("pamap2").channels
     triads = _triads(SENSOR_COLUMNS)
     for paths in by_subject.values():
         shards = [torch.load(p, weights_only=True) for p in paths]

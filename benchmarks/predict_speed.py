@@ -41,9 +41,10 @@ def recordings(work: Path, hour_rows: int, hours: int) -> tuple[Path, Path]:
     one, many = work / f"recording-{hour_rows}.dat", work / f"recording-{hour_rows}x{hours}.dat"
     if one.exists() and many.exists():
         return one, many
-    from harfusion.data.dat_reader import read_dat
-    from harfusion.data.dat_writer import EXACT_COLUMNS, format_rows
+    from harfusion.data.dat_writer import format_rows
+    from harfusion.data.recordings import read_recording
     from harfusion.data.synthetic.generate import generate
+    from harfusion.data.synthetic.pamap2_format import EXACT_COLUMNS, PAMAP2
     from harfusion.params import SyntheticParams
 
     seconds = round(hour_rows / 100 / 12 * 1.15)  # 12 protocol activities, some cut short
@@ -54,7 +55,8 @@ def recordings(work: Path, hour_rows: int, hours: int) -> tuple[Path, Path]:
     if not folder.exists():
         generate(synthetic, synthetic.seed, folder)
     source = folder / "Protocol" / "subject101.dat"
-    rows = read_dat(source)[:hour_rows]
+    data = read_recording(source, PAMAP2)
+    rows = np.column_stack([data.timestamps, data.labels, data.values])[:hour_rows]
     if len(rows) < hour_rows:
         raise SystemExit(f"{source}: {len(rows)} rows, fewer than {hour_rows}")
     one.write_bytes(format_rows(rows, EXACT_COLUMNS))
@@ -83,7 +85,10 @@ def model_files(work: Path, smoke: bool) -> tuple[Path, Path]:
     if smoke:
         overrides |= {
             "chunk_size": 128,
-            "model": {"embed_dim": 16, "conv_channels": [8, 16], "conv_strides": [4, 4]},
+            "model": {
+                "embed_dim": 16,
+                "front": {"motion": {"channels": [8, 16], "strides": [4, 4]}},
+            },
         }
     params = Params.model_validate(overrides)
     tensors = tensor_data(work, SMOKE_SECONDS, params)
@@ -124,7 +129,7 @@ def child(kind: str, model: Path, recording: Path, out: Path) -> None:
         parse_options=pacsv.ParseOptions(delimiter=" "),
     )
     parsed = time.perf_counter() - started
-    from harfusion.data.pamap2 import RAW_COLUMNS
+    from harfusion.data.synthetic.pamap2_format import RAW_COLUMNS
 
     columns = {
         m: np.column_stack(

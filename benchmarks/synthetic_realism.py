@@ -34,22 +34,21 @@ from pathlib import Path
 import numpy as np
 from _common import ROOT, machine, parser
 
-from harfusion.data.dat_reader import read_dat
-from harfusion.data.pamap2 import (
-    IMUS,
-    MODALITIES,
-    RAW_COLUMNS,
-    TRANSIENT_ACTIVITY,
-    activity_name,
-    modality_columns,
-)
-from harfusion.data.preprocess import fill_heart_rate, find_recordings
+from harfusion.data.preprocess import fill_and_smooth
+from harfusion.data.recordings import find_recordings, read_recording
 from harfusion.data.synthetic.generate import generate
+from harfusion.data.synthetic.pamap2_format import PAMAP2, RAW_COLUMNS, TRANSIENT_ACTIVITY
 from harfusion.data.windows import window_starts
 from harfusion.evaluation.baseline import feature_names, make_estimator, window_features
 from harfusion.params import Params, load_params
 from harfusion.threads import usable_cores
 
+# PAMAP2 by design: it compares the synthetic PAMAP2 set with real PAMAP2 recordings.
+IMUS = ("hand", "chest", "ankle")
+MODALITIES = PAMAP2.modality_names
+activity_name = PAMAP2.activity_name
+RATE_HZ = PAMAP2.sampling_rate_hz
+HR_WINDOW = PAMAP2.modalities["heart_rate"].preprocess.median_window
 _COLUMN = {name: i for i, name in enumerate(RAW_COLUMNS)}
 _HR = _COLUMN["heart_rate_bpm"]
 SIGNALS = ("acc16", "gyro")  # magnitudes compared; the magnetometer is the room, not the motion
@@ -77,10 +76,11 @@ def load_shards(raw_dir: Path, params: Params) -> list[Shard]:
     """Every labelled subject × activity of `raw_dir`, read and filled like preprocess does."""
     by_subject: dict[int, list[np.ndarray]] = {}
     raw_hr: dict[int, list[np.ndarray]] = {}
-    for recording in find_recordings(raw_dir, params.preprocess.sessions):
-        values = read_dat(recording.path)
+    for recording in find_recordings(raw_dir, PAMAP2, params.preprocess.sessions):
+        data = read_recording(recording.path, PAMAP2)
+        values = np.column_stack([data.timestamps, data.labels, data.values])
         raw_hr.setdefault(recording.subject, []).append(values[:, _HR].copy())
-        values[:, _HR] = fill_heart_rate(values[:, _HR], params.preprocess.hr_median_window)
+        values[:, _HR] = fill_and_smooth(values[:, _HR], True, HR_WINDOW)
         by_subject.setdefault(recording.subject, []).append(values)
     shards = []
     for subject in sorted(by_subject):
@@ -94,7 +94,7 @@ def load_shards(raw_dir: Path, params: Params) -> list[Shard]:
 
 
 def starts(shard: Shard, chunk_size: int, stride: int) -> np.ndarray:
-    return window_starts(shard.rows[:, _COLUMN["timestamp_s"]], chunk_size, stride)
+    return window_starts(shard.rows[:, _COLUMN["timestamp_s"]], RATE_HZ, chunk_size, stride)
 
 
 def shared_activities(sets: dict[str, list[Shard]], chunk_size: int) -> list[int]:
@@ -183,7 +183,27 @@ def heart_rate_figures(
 
 def _model_columns(params: Params) -> list[str]:
     groups = params.dataset.channel_groups
-    return [c for m in MODALITIES for c in modality_columns(m, groups)]
+    return [c for m in MODALITIES for c in _channels(m, groups)]
+
+
+def _channels(modality: str, groups) -> list[str]:
+    return PAMAP2.inputs([modality], groups).channel_names[modality]
+
+
+def _vectors(names: list[str]) -> list[list[str]]:
+    """The acceleration axes among `names` (±16 g preferred), per IMU: correlated features."""
+    found = []
+    for modality in MODALITIES:
+        for group in ("acc16", "acc6"):
+            axes = (
+                PAMAP2.channels_of(modality, [group])
+                if group in PAMAP2.modalities[modality].groups
+                else []
+            )
+            if axes and all(axis in names for axis in axes):
+                found.append(axes)
+                break
+    return found
 
 
 def _windows(shards: list[Shard], chunk_size: int, stride: int, columns: list[int]):
@@ -202,7 +222,7 @@ def _features(windows: np.ndarray, mean: np.ndarray, std: np.ndarray, names: lis
     out = []
     for i in range(0, len(windows), FEATURE_BATCH):
         x = np.nan_to_num((windows[i : i + FEATURE_BATCH] - mean) / std)
-        out.append(window_features(x, names))
+        out.append(window_features(x, names, RATE_HZ, _vectors(names)))
     return np.concatenate(out)
 
 
@@ -225,17 +245,12 @@ def loso_f1(
     chunk = params.chunk_size
     names = _model_columns(params)
     columns = [_COLUMN[name] for name in names]
-    feature_index = {name: i for i, name in enumerate(feature_names(names))}
+    feature_index = {name: i for i, name in enumerate(feature_names(names, _vectors(names)))}
     subsets = {"all": list(MODALITIES)} | {m: [m] for m in MODALITIES}
-    selected = {
-        key: [
-            feature_index[f]
-            for f in feature_names(
-                [c for m in mods for c in modality_columns(m, params.dataset.channel_groups)]
-            )
-        ]
-        for key, mods in subsets.items()
-    }
+    selected = {}
+    for key, mods in subsets.items():
+        chosen = [c for m in mods for c in _channels(m, params.dataset.channel_groups)]
+        selected[key] = [feature_index[f] for f in feature_names(chosen, _vectors(chosen))]
     baseline = params.baseline.model_copy(update={"trees": trees})
     shared = [s for s in shards if s.activity in activities]
     truth, predicted = [], {key: [] for key in subsets}
@@ -452,7 +467,8 @@ def main() -> None:
     print(
         f"protocol: windows of {params.chunk_size} steps (training stride "
         f"{params.train_stride}), channels "
-        f"{'+'.join(params.dataset.channel_groups)} + heart rate, {params.baseline.model} with "
+        f"{'+'.join(PAMAP2.inputs(['imu_hand'], params.dataset.channel_groups).groups['imu_hand'])}"
+        f" + heart rate, {params.baseline.model} with "
         f"{trees} trees, seed {params.seed}; LOSO test folds = subjects with ≥2 shared "
         "activities, each trained on all other subjects"
     )

@@ -3,15 +3,24 @@ format. Test files import from here, never from one another."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harfusion.data.pamap2 import RAW_FIELDS
+from harfusion.data.description import Inputs, load_description
+from harfusion.data.recordings import read_recording
+from harfusion.data.synthetic.pamap2_format import RAW_FIELDS
+from harfusion.models.fusion import FusionModel, Shape, build_model
+from harfusion.params import Params
 
 # The smallest model that still has every layer the defaults have.
-TINY_MODEL: dict[str, Any] = {"embed_dim": 16, "conv_channels": [8, 16], "conv_strides": [4, 4]}
+TINY_FRONT: dict[str, Any] = {"channels": [8, 16], "strides": [4, 4]}
+TINY_MODEL: dict[str, Any] = {
+    "embed_dim": 16,
+    "front": {"motion": TINY_FRONT, "waveform": TINY_FRONT},
+}
 # In-process training on tiny windows (no DVC): a few seconds a fit.
 TINY: dict[str, Any] = {
     "chunk_size": 64,
@@ -71,3 +80,36 @@ def write_recording(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# PAMAP2, the dataset most tests build their data in (helpers below select its channels).
+PAMAP2 = load_description("pamap2")
+MODALITIES = PAMAP2.modality_names
+RAW_COLUMNS = PAMAP2.columns  # a raw file's, in order
+SENSOR_COLUMNS = PAMAP2.channels  # a shard's and a tensor's channels
+PROCESSED_COLUMNS = PAMAP2.processed_columns
+IMU_GROUPS = tuple(PAMAP2.modalities["imu_hand"].groups)
+
+
+def pamap2_inputs(params: Params) -> Inputs:
+    """What a model with `params` reads of PAMAP2."""
+    return PAMAP2.inputs(params.modalities, params.dataset.channel_groups)
+
+
+def pamap2_channels(modalities: Sequence[str], imu_groups: Sequence[str]) -> dict[str, list[str]]:
+    """PAMAP2's columns per modality with `imu_groups` for the IMUs (heart rate: its one)."""
+    return PAMAP2.inputs(list(modalities), {"motion": list(imu_groups)}).channel_names
+
+
+def pamap2_model(params: Params, classes: int) -> FusionModel:
+    """The fusion model `params` build over PAMAP2's channels."""
+    inputs = pamap2_inputs(params)
+    shape = Shape(inputs.channels, inputs.kinds, classes)
+    return build_model(params.fusion, shape, params.model, params.heads)
+
+
+def read_dat(path: Path) -> np.ndarray:
+    """A PAMAP2 recording as one float64 array [rows, 54] in the file's column order (clock,
+    label, channels), read by `recordings.read_recording`."""
+    data = read_recording(path, PAMAP2)
+    return np.column_stack([data.timestamps, data.labels.astype(np.float64), data.values])

@@ -7,12 +7,10 @@ import math
 import pytest
 import torch
 
-from harfusion.data.pamap2 import imu_triads
 from harfusion.models.augment import random_rotations, rotate_sensor, scale_amplitude, time_warp
-from harfusion.models.fusion import channels_for
 from harfusion.params import Params
 from harfusion.training.classifier import FusionClassifier
-from tests.helpers import TINY
+from tests.helpers import PAMAP2, TINY, pamap2_inputs
 
 
 def test_random_rotations_are_proper_and_bounded() -> None:
@@ -26,9 +24,14 @@ def test_random_rotations_are_proper_and_bounded() -> None:
     assert torch.allclose(random_rotations(4, 0.0), torch.eye(3).expand(4, 3, 3))
 
 
-def test_imu_triads_follow_the_channel_groups() -> None:
-    assert imu_triads(["acc16", "gyro", "mag"]) == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
-    assert imu_triads(["temperature", "acc16", "orientation", "mag"]) == [[1, 2, 3], [8, 9, 10]]
+def test_vector_triads_follow_the_channel_groups() -> None:
+    triads = PAMAP2.vector_triads
+    assert triads("imu_hand", ["acc16", "gyro", "mag"]) == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    assert triads("imu_ankle", ["temperature", "acc16", "orientation", "mag"]) == [
+        [1, 2, 3],
+        [8, 9, 10],
+    ]
+    assert triads("heart_rate", ["heart_rate"]) == []  # not turned
 
 
 def test_rotation_turns_physical_vectors_not_normalised_ones() -> None:
@@ -44,7 +47,7 @@ def test_rotation_turns_physical_vectors_not_normalised_ones() -> None:
     normalised = (physical - mean) / std
     normalised[1, 7] = 0.0  # a dropped packet: every channel NaN, then 0
     turns = random_rotations(batch, 90.0)
-    triads = imu_triads(["acc16", "gyro", "mag"])
+    triads = PAMAP2.vector_triads("imu_chest", ["acc16", "gyro", "mag"])
     rotated = rotate_sensor(normalised, turns, triads, mean, std) * std + mean
     for columns in triads:
         expected = torch.einsum("bij,btj->bti", turns, physical[..., columns])
@@ -86,7 +89,7 @@ def test_time_warp_is_smooth_monotone_and_shared_by_modalities() -> None:
 def test_training_loss_uses_each_augmentation(option: str) -> None:
     base = Params.model_validate(
         {
-            "model": TINY["model"] | {"conv_channels": [8], "conv_strides": [4]},
+            "model": TINY["model"] | {"front": {"motion": {"channels": [8], "strides": [4]}}},
             "train": {
                 "noise_std": 0.0,
                 "jitter_steps": 0,
@@ -102,7 +105,8 @@ def test_training_loss_uses_each_augmentation(option: str) -> None:
             )
         }
     )
-    channels = channels_for(base)
+    inputs = pamap2_inputs(base)
+    channels = inputs.channels
     batch = {
         "inputs": {m: torch.randn(4, 32, c) for m, c in channels.items()},
         "mask": torch.ones(4, len(channels), dtype=torch.bool),
@@ -112,7 +116,9 @@ def test_training_loss_uses_each_augmentation(option: str) -> None:
     losses = []
     for params in (base, on):
         torch.manual_seed(0)
-        module = FusionClassifier(params, channels, 3).eval()  # eval: no dropout noise
+        module = FusionClassifier(  # eval: no dropout noise
+            params, channels, inputs.kinds, inputs.triads, 3
+        ).eval()
         torch.manual_seed(1)
         losses.append(module.training_loss(batch))
     assert not torch.allclose(losses[0], losses[1])

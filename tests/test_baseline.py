@@ -27,7 +27,9 @@ def test_features_measure_what_they_say() -> None:
     x = 2.0 * np.sin(2 * np.pi * 6.25 * t)  # 6.25 Hz: 32 whole periods, amplitude 2
     columns = ["hand_acc16_x", "hand_acc16_y", "hand_acc16_z", "heart_rate_bpm"]
     window = np.stack([x, -x, x + 1.0, np.full(steps, 80.0)], axis=-1)[None]
-    features = dict(zip(feature_names(columns), window_features(window, columns)[0], strict=True))
+    vectors = [columns[:3]]
+    computed = window_features(window, columns, hz, vectors)[0]
+    features = dict(zip(feature_names(columns, vectors), computed, strict=True))
     assert len(features) == 4 * len(CHANNEL_STATISTICS) + 3
     assert features["hand_acc16_x:dominant_hz"] == pytest.approx(6.25)
     assert features["hand_acc16_x:std"] == pytest.approx(np.sqrt(2.0), rel=1e-2)
@@ -45,7 +47,7 @@ def test_quantiles_are_numpys() -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(3, 4, 101))
     x[0, 0, :10] = 5.0  # ties
-    features = window_features(x.transpose(0, 2, 1), [f"c{i}" for i in range(4)])
+    features = window_features(x.transpose(0, 2, 1), [f"c{i}" for i in range(4)], 100.0)
     stats = features.reshape(3, 4, len(CHANNEL_STATISTICS))
     position = {name: i for i, name in enumerate(CHANNEL_STATISTICS)}
     for name, level in (("p10", 0.1), ("median", 0.5), ("p90", 0.9)):
@@ -56,8 +58,9 @@ def test_features_of_a_batch_are_those_of_each_window() -> None:
     rng = np.random.default_rng(0)
     columns = [f"chest_{g}_{a}" for g in ("acc16", "gyro") for a in "xyz"]
     windows = rng.normal(size=(5, 64, len(columns)))
-    together = window_features(windows, columns)
-    alone = np.concatenate([window_features(w[None], columns) for w in windows])
+    vectors = [columns[:3]]
+    together = window_features(windows, columns, 100.0, vectors)
+    alone = np.concatenate([window_features(w[None], columns, 100.0, vectors) for w in windows])
     np.testing.assert_allclose(together, alone, rtol=1e-12)
 
 

@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from harfusion.data.pamap2 import MODALITIES
 from harfusion.evaluation.evaluate import (
     HEADLINE,
     headline,
@@ -19,14 +18,14 @@ from harfusion.evaluation.evaluate import (
     uncertainty_metrics,
 )
 from harfusion.evaluation.metrics import classification_metrics
-from harfusion.models.fusion import build_model, channels_for
 from harfusion.models.masking import nonempty_subsets
 from harfusion.params import Params
+from tests.helpers import MODALITIES, pamap2_inputs, pamap2_model
 
 
 def _loader(params: Params, seed: int, n: int = 24, steps: int = 64) -> DataLoader:
     generator = torch.Generator().manual_seed(seed)
-    channels = channels_for(params)
+    channels = pamap2_inputs(params).channels
     labels = torch.arange(n) % 3
     rhythm = torch.linspace(0, 2 * torch.pi, steps)
     samples = []
@@ -49,7 +48,7 @@ def _trained(fusion: str) -> tuple:
         {"fusion": fusion, "chunk_size": 64, "model": {"dropout": 0.5, "encoder": "cnn"}}
     )
     torch.manual_seed(0)
-    model = build_model(params, channels_for(params), 3)
+    model = pamap2_model(params, 3)
     loader = _loader(params, seed=0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(25):

@@ -9,9 +9,14 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harfusion.data.dat_reader import read_dat
-from harfusion.data.pamap2 import ACTIVITY_NAMES, FIELD_BOUNDS, RAW_COLUMNS, RAW_FIELDS
 from harfusion.errors import HarfusionError
+from tests.helpers import PAMAP2, read_dat
+
+RAW_COLUMNS = PAMAP2.columns
+RAW_FIELDS = len(RAW_COLUMNS)
+ACTIVITY_NAMES = PAMAP2.labels.known
+# The label's bounds are its known ids; every other column's from the description.
+FIELD_BOUNDS = PAMAP2.bounds | {"activity_id": (0.0, 24.0, "")}
 
 # Every spelling pyarrow's float parser reads as NaN; the line scan must agree with it.
 NAN_SPELLINGS = ["NaN", "nan", "NAN", "-nan", "+NaN"]

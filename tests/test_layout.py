@@ -48,6 +48,8 @@ WRITES = {
 }
 # What each stage reads of another's outputs.
 READS = {
+    "check_params": {layout.USER_DATASETS.as_posix()},
+    "preprocess": {layout.USER_DATASETS.as_posix()},
     "plots_template": {"uv.lock"},
     "split": _in(layout.PROCESSED, ""),
     "tensorize": _in(layout.PROCESSED, "") | _in(layout.SPLITS, ""),
@@ -57,7 +59,8 @@ READS = {
     "export": {"uv.lock"} | _in(layout.MODELS, "") | _in(layout.TENSORS, ""),
     "analyze": _in(layout.EVAL, layout.SCORES, layout.MISSING_MODALITY, layout.CONFUSION)
     | _in(layout.BASELINE, layout.CONFUSION)
-    | _in(layout.TRAIN_REPORTS, layout.EPOCHS, layout.MEMBERS),
+    | _in(layout.TRAIN_REPORTS, layout.EPOCHS, layout.MEMBERS)
+    | _in(layout.TENSORS, ""),  # its dataset.json
 }
 
 

@@ -20,7 +20,6 @@ import pytest
 import torch
 
 from harfusion.data.dataset import ShardWindows, load_tensor_shard
-from harfusion.data.pamap2 import IMU_CHANNEL_GROUPS, MODALITIES, RAW_COLUMNS, SENSOR_COLUMNS
 from harfusion.data.preprocess import preprocess, read_shard_csv
 from harfusion.data.splits import SPLITS, write_splits
 from harfusion.data.tensorize import tensorize
@@ -32,10 +31,20 @@ from harfusion.models.model_file import load_model
 from harfusion.params import Params, PreprocessParams, SplitParams
 from harfusion.training.datamodule import WindowDataModule
 from harfusion.training.fit import fit
-from tests.helpers import TINY, merge, write_recording
+from tests.helpers import (
+    IMU_GROUPS,
+    MODALITIES,
+    PAMAP2,
+    RAW_COLUMNS,
+    SENSOR_COLUMNS,
+    TINY,
+    merge,
+    pamap2_channels,
+    write_recording,
+)
 
 CHUNK = 64
-ALL_GROUPS = list(IMU_CHANNEL_GROUPS)  # every column, so served rows are as distinct as raw rows
+ALL_GROUPS = list(IMU_GROUPS)  # every column, so served rows are as distinct as raw rows
 
 RowMap = dict[str, dict[tuple[str, int], bytes]]
 
@@ -54,7 +63,9 @@ class Pipeline:
     def __init__(self, root: Path, split: SplitParams, subjects: range) -> None:
         self.root = root
         _write_raw(root / "raw", subjects)
-        preprocess(root / "raw", root / "processed", PreprocessParams(sessions=["Protocol"]))
+        preprocess(
+            root / "raw", root / "processed", PreprocessParams(sessions=["Protocol"]), PAMAP2
+        )
         self.summary = write_splits(root / "processed", root / "splits", split)
 
     def tensors(self, stride: int) -> Path:
@@ -109,7 +120,7 @@ def _leaks(rows: RowMap, into: str, source: str) -> tuple[set, set]:
 
 def _served_rows(tensor_dir: Path, split: str) -> set[bytes]:
     """The normalised rows ShardWindows hands the model for a split: what training really sees."""
-    data = ShardWindows(tensor_dir, split, MODALITIES, ALL_GROUPS)
+    data = ShardWindows(tensor_dir, split, pamap2_channels(MODALITIES, ALL_GROUPS))
     served = set()
     for index in range(len(data)):
         inputs = data[index]["inputs"]
@@ -170,7 +181,7 @@ def test_norm_stats_are_the_train_rows_statistics(shard_split: Pipeline) -> None
             for split in splits
             for line in (shard_split.root / "splits" / f"{split}.txt").read_text().splitlines()
         ]
-        tables = [read_shard_csv(p) for p in paths]
+        tables = [read_shard_csv(p, PAMAP2) for p in paths]
         return np.vstack(
             [
                 np.column_stack(
@@ -196,7 +207,7 @@ def _rescale_shards(splits_dir: Path, splits: tuple[str, ...], limit: int | None
         lines = (splits_dir / f"{split}.txt").read_text().splitlines()[:limit]
         for line in lines:
             path = line.rpartition(",")[0]
-            table = read_shard_csv(path)
+            table = read_shard_csv(path, PAMAP2)
             for name in SENSOR_COLUMNS:
                 column = table.column(name).to_numpy(zero_copy_only=False) * 10 + 3
                 table = table.set_column(

@@ -13,6 +13,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from harfusion.command import main as harfusion
+from harfusion.data.description import load_description
 from harfusion.errors import HarfusionError
 from harfusion.evaluation.calibration import calibration_summary
 from harfusion.experiments.ablations import Config
@@ -191,7 +192,7 @@ def test_the_per_fold_chart_draws_both_models(tmp_path: Path) -> None:
 
 def test_planning_names_the_folds_that_cannot_learn_a_class() -> None:
     rows = {101: {2: 5000, 5: 4000}, 102: {5: 3000}, 103: {5: 100, 12: 900}, 109: {24: 700}}
-    missing = untrainable(rows, [101, 102, 103], chunk_size=512)
+    missing = untrainable(rows, [101, 102, 103], 512, load_description("pamap2"))
     # sitting (2) only in 101; stairs (12) only in 103; 103's running is shorter than a window,
     # so the fold testing 101 (validating on 102) trains on no running either
     assert missing == {"sitting": [101, 103], "running": [101], "ascending stairs": [102, 103]}

@@ -23,7 +23,7 @@ from harfusion.models.model_card import check_fits
 from harfusion.models.model_file import load_model
 from harfusion.params import Params, PreprocessParams, SplitParams
 from harfusion.training.fit import fit
-from tests.helpers import TINY, merge, write_recording
+from tests.helpers import PAMAP2, TINY, merge, write_recording
 
 PARAMS = Params.model_validate(
     merge(TINY, {"train": {"max_epochs": 1}, "evaluate": {"mc_samples": 2, "latency_batches": 3}})
@@ -35,7 +35,7 @@ def _tensors(root: Path, activities: tuple[int, ...], chunk: int) -> Path:
     for subject in range(101, 106):
         segments = [(a, 300 + 37 * subject % 100) for a in activities]
         write_recording(root / "raw" / "Protocol" / f"subject{subject}.dat", segments, subject)
-    preprocess(root / "raw", root / "processed", PreprocessParams(sessions=["Protocol"]))
+    preprocess(root / "raw", root / "processed", PreprocessParams(sessions=["Protocol"]), PAMAP2)
     write_splits(root / "processed", root / "splits", SplitParams())
     tensorize(root / "splits", root / "processed", root / "tensors", chunk, chunk)
     return root / "tensors"

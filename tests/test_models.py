@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from harfusion.data.pamap2 import MODALITIES
 from harfusion.models.augment import random_modality_mask
 from harfusion.models.encoders import ENCODERS, build_encoder
 from harfusion.models.fusion import (
@@ -18,18 +17,17 @@ from harfusion.models.fusion import (
     FusionModel,
     HybridFusion,
     LateFusion,
+    Shape,
     build_model,
-    channels_for,
 )
 from harfusion.models.masking import apply_mask, nonempty_subsets, subset_mask
 from harfusion.params import ModelParams, Params
-from tests.helpers import TINY_MODEL
+from tests.helpers import MODALITIES, TINY_MODEL, pamap2_inputs, pamap2_model
 
 CLASSES = 4
 STEPS = 64
 SMALL_MODEL: dict[str, Any] = TINY_MODEL | {
-    "heart_rate_conv_channels": [4],
-    "heart_rate_conv_strides": [8],
+    "front": TINY_MODEL["front"] | {"slow": {"channels": [4], "strides": [8]}}
 }
 
 
@@ -41,19 +39,19 @@ def tiny_params(**overrides: Any) -> Params:
 def tiny_model(fusion: str, **overrides: Any) -> tuple[FusionModel, Params]:
     torch.manual_seed(0)
     params = tiny_params(fusion=fusion, **overrides)
-    return build_model(params, channels_for(params), CLASSES), params
+    return pamap2_model(params, CLASSES), params
 
 
 def make_inputs(params: Params, batch: int = 4, steps: int = STEPS) -> dict[str, Tensor]:
     generator = torch.Generator().manual_seed(1)
     return {
         modality: torch.randn(batch, steps, channels, generator=generator)
-        for modality, channels in channels_for(params).items()
+        for modality, channels in pamap2_inputs(params).channels.items()
     }
 
 
 def all_present(batch: int, params: Params) -> Tensor:
-    return torch.ones(batch, len(params.modalities), dtype=torch.bool)
+    return torch.ones(batch, len(pamap2_inputs(params).modalities), dtype=torch.bool)
 
 
 # --- masking -------------------------------------------------------------------------------
@@ -80,8 +78,8 @@ def test_modality_dropout_via_apply_mask_really_removes_features() -> None:
     params = tiny_params()
     inputs = make_inputs(params, batch=256)
     mask = random_modality_mask(256, 4, 0.5, torch.Generator().manual_seed(0))
-    dropped = apply_mask(inputs, mask, params.modalities)
-    for index, modality in enumerate(params.modalities):
+    dropped = apply_mask(inputs, mask, MODALITIES)
+    for index, modality in enumerate(MODALITIES):
         absent = ~mask[:, index]
         assert absent.any()
         assert (dropped[modality][absent] == 0).all()
@@ -128,12 +126,12 @@ def test_nonempty_subsets_of_four_modalities() -> None:
 
 
 @pytest.mark.parametrize("kind", ENCODERS)
-@pytest.mark.parametrize("modality", ["imu_hand", "heart_rate"])
+@pytest.mark.parametrize("signal", ["motion", "waveform", "slow"])
 @pytest.mark.parametrize("steps", [64, 100, 256])
-def test_encoder_output_shape(kind: str, modality: str, steps: int) -> None:
+def test_encoder_output_shape(kind: str, signal: str, steps: int) -> None:
     model = ModelParams.model_validate({**TINY_MODEL, "encoder": kind})
-    channels = 1 if modality == "heart_rate" else 9
-    encoder = build_encoder(modality, channels, model)
+    channels = 1 if signal == "slow" else 9
+    encoder = build_encoder(signal, channels, model)
     assert encoder(torch.randn(3, steps, channels)).shape == (3, model.embed_dim)
     with pytest.raises(ValueError, match="expected input"):
         encoder(torch.randn(3, steps, channels + 1))
@@ -141,7 +139,7 @@ def test_encoder_output_shape(kind: str, modality: str, steps: int) -> None:
 
 def test_group_norm_encoder_is_independent_of_the_batch() -> None:
     model = ModelParams(**TINY_MODEL, norm="group")
-    encoder = build_encoder("imu_hand", 9, model).train()
+    encoder = build_encoder("motion", 9, model).train()
     x = torch.randn(4, STEPS, 9)
     assert torch.allclose(encoder(x)[:1], encoder(x[:1]), atol=1e-5)
 
@@ -212,7 +210,7 @@ def test_late_and_hybrid_ignore_an_absent_modalitys_encoder(fusion: str) -> None
     assert isinstance(model, LateFusion | HybridFusion)
     model.eval()
     inputs = make_inputs(params)
-    mask = subset_mask(4, params.modalities, ("imu_hand", "imu_ankle"))
+    mask = subset_mask(4, MODALITIES, ("imu_hand", "imu_ankle"))
     reference = model(inputs, mask).logits
     with torch.no_grad():
         for parameter in model.encoders["imu_chest"].parameters():
@@ -229,10 +227,10 @@ def test_early_fusion_encoder_receives_zeros_and_the_mask() -> None:
     mask = torch.tensor([[True, False, True, True], [False, True, False, True]] * 2)
     model(inputs, mask)
     (stacked,) = seen
-    widths = list(channels_for(params).values())
+    widths = list(pamap2_inputs(params).channels.values())
     assert stacked.shape == (4, STEPS, sum(widths) + 4)
     blocks = stacked.split([*widths, 4], dim=-1)
-    for index, modality in enumerate(params.modalities):
+    for index, modality in enumerate(MODALITIES):
         present = mask[:, index]
         assert (blocks[index][~present] == 0).all()
         assert torch.equal(blocks[index][present], inputs[modality][present])
@@ -266,7 +264,7 @@ def test_late_fusion_logits_are_the_log_mean_of_present_probabilities() -> None:
     mask = torch.tensor([[True, True, False, True], [False, False, True, False]] * 2)
     logits = model(inputs, mask).logits
     per_modality = torch.stack(
-        [model.classifiers[m](model.encoders[m](inputs[m])).softmax(-1) for m in params.modalities],
+        [model.classifiers[m](model.encoders[m](inputs[m])).softmax(-1) for m in MODALITIES],
         dim=1,
     )
     weights = mask.float() / mask.sum(1, keepdim=True)
@@ -316,14 +314,26 @@ def test_model_overfits_a_tiny_batch(fusion: str) -> None:
     assert accuracy == 1.0
 
 
-def test_build_model_needs_every_modalitys_channels() -> None:
+def test_build_model_needs_every_modalitys_kind() -> None:
     params = tiny_params()
+    shape = Shape({"imu_hand": 9, "heart_rate": 1}, {"imu_hand": "motion"}, CLASSES)
     with pytest.raises(ValueError, match="heart_rate"):
-        build_model(params, {"imu_hand": 9, "imu_chest": 9, "imu_ankle": 9}, CLASSES)
+        build_model(params.fusion, shape, params.model, params.heads)
+
+
+def test_each_kind_of_signal_gets_its_own_front_end() -> None:
+    """Models receive sizes and kinds, never a dataset: heart rate's small front end is the
+    `slow` kind's, whatever the modality is called."""
+    model = ModelParams.model_validate(SMALL_MODEL)
+    shape = Shape({"pulse": 1, "wrist": 6}, {"pulse": "slow", "wrist": "motion"}, CLASSES)
+    built = build_model("late", shape, model, 1)
+    assert isinstance(built, LateFusion)
+    widths = {m: next(e.parameters()).shape[0] for m, e in built.encoders.items()}
+    assert widths == {"pulse": 4, "wrist": 8}
 
 
 def test_channels_follow_the_channel_groups() -> None:
-    assert channels_for(Params()) == {
+    assert pamap2_inputs(Params()).channels == {
         "imu_hand": 9,
         "imu_chest": 9,
         "imu_ankle": 9,
@@ -332,7 +342,7 @@ def test_channels_follow_the_channel_groups() -> None:
     params = Params.model_validate(
         {
             "modalities": ["imu_ankle", "heart_rate"],
-            "dataset": {"channel_groups": ["temperature", "orientation"]},
+            "dataset": {"channel_groups": {"motion": ["temperature", "orientation"]}},
         }
     )
-    assert channels_for(params) == {"imu_ankle": 5, "heart_rate": 1}
+    assert pamap2_inputs(params).channels == {"imu_ankle": 5, "heart_rate": 1}

@@ -5,7 +5,6 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from harfusion.data.pamap2 import IMU_CHANNEL_GROUPS, ChannelGroup
 from harfusion.errors import HarfusionError
 from harfusion.params import (
     ARCHITECTURE,
@@ -34,8 +33,11 @@ def test_schema_defaults_equal_params_yaml() -> None:
     assert Params() == load_params(ROOT / "params.yaml")
 
 
-def test_channel_groups_match_schema() -> None:
-    assert set(ChannelGroup.__args__) == set(IMU_CHANNEL_GROUPS)
+def test_params_know_no_dataset() -> None:
+    """params.py imports no dataset module: the house's one arrow back up is gone."""
+    source = (ROOT / "src/harfusion/params.py").read_text()
+    assert "harfusion.data" not in source
+    assert Params().modalities == "all" and Params().dataset.channel_groups == {}
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -52,7 +54,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("chunk_size: 0\n", "chunk_size", "greater than or equal"),
         ("chunk_size: big\n", "chunk_size", "valid integer"),
         ("fusion: mid\n", "fusion", "'early', 'late' or 'hybrid'"),
-        ("modalities: [imu_hand, imu_knee]\n", "modalities.1", "imu_knee"),
+        ("modalities: every\n", "modalities", "'all'"),  # names: checked against the dataset
         ("modalities: []\n", "modalities", "at least 1"),
         ("split:\n  train: 0.8\n", "split", "must be 1"),
         ("heads: 3\n", "<top level>", "must divide"),
@@ -62,13 +64,29 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("split:\n  seed: -3\n", "split.seed", "greater than or equal to 0"),
         ("train:\n  cpu_threads: 0\n", "train.cpu_threads", "at least 1"),
         ("train:\n  cpu_threads: many\n", "train.cpu_threads", "'auto'"),
-        ("model:\n  conv_strides: [4, 0, 2]\n", "model.conv_strides.1", "greater than or equal"),
-        ("model:\n  conv_channels: [32, 0, 64]\n", "model.conv_channels.1", "greater than"),
         (
-            "model:\n  heart_rate_conv_strides: [0, 8]\n",
-            "model.heart_rate_conv_strides.0",
-            "than or equal",
+            "model:\n  front:\n    motion: {channels: [8], strides: [0]}\n",
+            "model.front.motion.strides.0",
+            "greater than or equal",
         ),
+        (
+            "model:\n  front:\n    slow: {channels: [0], strides: [8]}\n",
+            "model.front.slow.channels.0",
+            "greater than",
+        ),
+        (
+            "model:\n  front:\n    waveform: {channels: [8, 8], strides: [8]}\n",
+            "model.front.waveform",
+            "same length",
+        ),
+        (
+            "model:\n  front:\n    motoin: {channels: [8], strides: [8]}\n",
+            "model.front.motoin",
+            "unknown key",
+        ),
+        ("data:\n  dataset: /tmp/mine.yaml\n", "data.dataset", "datasets/mine.yaml"),
+        ("data:\n  dataset: ../mine.yaml\n", "data.dataset", "goes in datasets/"),
+        ("dataset:\n  channel_groups: {fast: [acc16]}\n", "dataset.channel_groups", "motion"),
         ("train:\n  limit_train_batches: 0\n", "train.limit_train_batches", "fraction in (0, 1]"),
         ("train:\n  limit_train_batches: 1.5\n", "train.limit_train_batches", "whole number"),
         ("train:\n  devices: 0\n", "train.devices", "at least 1"),
@@ -98,7 +116,7 @@ def test_accepted_edge_values_validate() -> None:
             "split": {"seed": 2**32 - 1},
             "train": {"cpu_threads": 1, "devices": 1, "limit_train_batches": 3},
             "dataset": {"batch_size": 1},
-            "model": {"norm": "group", "conv_strides": [1, 1, 1]},
+            "model": {"norm": "group", "front": {"motion": {"channels": [8], "strides": [1]}}},
         }
     )
     Params.model_validate({"train": {"min_epochs": 3, "max_epochs": 3, "strategy": "ddp_spawn"}})
@@ -151,7 +169,7 @@ def test_the_train_stage_depends_on_the_params_that_identify_a_model() -> None:
     assert {*SWEPT, "seed"} == scalars
 
 
-def test_resume_fingerprints_hash_what_they_hashed_before() -> None:
+def test_resume_fingerprints_hash_what_the_dataset_move_hashed() -> None:
     """Checkpoints of runs killed before the declaration still resume: the hashed params are
     the very dict the fingerprint hashed then; how to resume is no part of them."""
     for params in (
@@ -159,6 +177,7 @@ def test_resume_fingerprints_hash_what_they_hashed_before() -> None:
         Params.model_validate({"fusion": "early", "train": {"resume": True, "max_epochs": 3}}),
     ):
         before = params.model_dump(include={"seed", "fusion", "heads", "modalities", "dataset"})
+        before["data"] = {"dataset": params.data.dataset}
         before |= params.model_dump(include={"model", "train"}, exclude={"train": {"resume"}})
         assert json.dumps(trained_by(params), sort_keys=True) == json.dumps(before, sort_keys=True)
     resumed = Params.model_validate({"train": {"resume": True}})
@@ -166,14 +185,19 @@ def test_resume_fingerprints_hash_what_they_hashed_before() -> None:
     longer = Params.model_validate({"train": {"max_epochs": 31}})
     assert trained_by(longer) != trained_by(Params())
     assert trained_by(Params.model_validate({"chunk_size": 256})) == trained_by(Params())
+    other = Params.model_validate({"data": {"dataset": "mhealth"}})
+    assert trained_by(other) != trained_by(Params())
 
 
 def test_a_model_files_architecture_is_what_it_was() -> None:
+    from harfusion.data.description import load_description
     from harfusion.models.model_file import architecture
 
     params = Params.model_validate({"fusion": "late", "modalities": ["imu_hand", "heart_rate"]})
-    keys = ("fusion", "heads", "modalities", "model")
+    inputs = load_description("pamap2").inputs(params.modalities, params.dataset.channel_groups)
+    keys = ("fusion", "heads", "model")
     before = {k: v for k, v in params.model_dump().items() if k in keys} | {
-        "channel_groups": params.dataset.channel_groups
+        "modalities": ["imu_hand", "heart_rate"],
+        "channel_groups": inputs.groups,
     }
-    assert list(architecture(params).items()) == list(before.items())  # in the same order
+    assert list(architecture(params, inputs).items()) == list(before.items())  # same order

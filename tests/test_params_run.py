@@ -18,15 +18,15 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from harfusion.data.pamap2 import IMU_CHANNEL_GROUPS, MODALITIES
 from harfusion.errors import HarfusionError
 from harfusion.params import Params, PreprocessParams, TrainParams, load_params
 from harfusion.training.fit import fit, make_trainer
-from tests.helpers import TINY, merge
+from tests.helpers import IMU_GROUPS, MODALITIES, PAMAP2, TINY, merge
 
 # Tiny defaults that the drawn values override: one convolution, one epoch.
 BASE = merge(
-    TINY, {"model": {"conv_channels": [8], "conv_strides": [4]}, "train": {"max_epochs": 1}}
+    TINY,
+    {"model": {"front": {"motion": {"channels": [8], "strides": [4]}}}, "train": {"max_epochs": 1}},
 )
 # A line of a schema error: `<file>: <dotted key or <top level>>: why`.
 KEY_LINE = re.compile(r"^(?P<source>\S+): (?P<key>[\w.<> ]+): \S")
@@ -53,21 +53,26 @@ FIELDS: dict[str, tuple[st.SearchStrategy, list[Any]]] = {
         st.floats(0.5, 3600),
         [0.0, float("inf"), float("nan"), 1e9],
     ),
-    "preprocess.hr_median_window": (st.integers(1, 6000), [0, 10**8, 1e8]),
     "dataset.chunk_stride": (st.sampled_from([None, 16, 32]), [0]),
     "dataset.batch_size": (st.integers(2, 24), [0]),
     "dataset.channel_groups": (
-        st.lists(st.sampled_from(sorted(IMU_CHANNEL_GROUPS)), unique=True, min_size=1, max_size=3),
-        [[], ["acc16", "acc16"]],
+        st.lists(st.sampled_from(sorted(IMU_GROUPS)), unique=True, min_size=1, max_size=3).map(
+            lambda groups: {"motion": groups}
+        ),
+        [{"motion": []}, {"motion": ["acc16", "acc16"]}, {"fast": ["acc16"]}],
     ),
     "dataset.prefetch_shards": (st.booleans(), []),
     "dataset.gather_on_device": (st.sampled_from(["auto", False]), []),
     "model.encoder": (st.sampled_from(["cnn", "cnn_gru", "cnn_attention"]), ["rnn"]),
     "model.encoder_heads": (st.sampled_from([1, 2, 4]), [0]),
-    "model.conv_strides": (st.integers(1, 8).map(lambda s: [s]), [[0], [4, 4]]),
-    "model.conv_channels": (st.integers(1, 12).map(lambda c: [c]), [[0]]),
-    "model.heart_rate_conv_strides": (st.integers(1, 16).map(lambda s: [s, 2]), [[0, 8]]),
-    "model.heart_rate_conv_channels": (conv(8).map(lambda c: [c[0], c[-1]]), [[8, 0]]),
+    "model.front.motion": (
+        st.integers(1, 8).map(lambda s: {"channels": [8], "strides": [s]}),
+        [{"channels": [0], "strides": [4]}, {"channels": [8], "strides": [4, 4]}],
+    ),
+    "model.front.slow": (
+        conv(8).map(lambda c: {"channels": [c[0], c[-1]], "strides": [8, 2]}),
+        [{"channels": [8, 0], "strides": [8, 8]}, {"channels": [8], "strides": [0]}],
+    ),
     "model.dropout": (st.sampled_from([0.0, 0.5, 0.99]), [1.0]),
     "model.norm": (st.sampled_from(["batch", "group"]), []),
     "train.min_epochs": (st.just(1), [0, 2]),
@@ -134,7 +139,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for subject in range(101, 106):
         segments = [(a, 300 + 37 * subject % 100) for a in (1, 4, 5)]
         write_recording(root / "raw" / "Protocol" / f"subject{subject}.dat", segments, subject)
-    preprocess(root / "raw", root / "processed", PreprocessParams(sessions=["Protocol"]))
+    preprocess(root / "raw", root / "processed", PreprocessParams(sessions=["Protocol"]), PAMAP2)
     write_splits(root / "processed", root / "splits", SplitParams())
     return root
 

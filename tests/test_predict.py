@@ -19,15 +19,13 @@ import pytest
 import torch
 
 from harfusion.command import main
-from harfusion.data.dat_reader import read_dat
 from harfusion.data.dataset import ShardWindows
 from harfusion.data.loaders import SplitLoaders
-from harfusion.data.pamap2 import RAW_COLUMNS
-from harfusion.data.preprocess import fill_heart_rate, preprocess
+from harfusion.data.preprocess import fill_and_smooth, preprocess
 from harfusion.data.presence import absent_modalities
-from harfusion.data.recording import WindowReader
 from harfusion.data.splits import write_splits
 from harfusion.data.tensorize import tensorize
+from harfusion.data.window_reader import WindowReader
 from harfusion.data.windows import window_starts
 from harfusion.evaluation import evaluate as evaluation
 from harfusion.evaluation.evaluate import evaluate
@@ -42,7 +40,7 @@ from harfusion.models.fusion import FusionModel
 from harfusion.models.model_file import load_model
 from harfusion.params import EvaluateParams, Params, PreprocessParams, SplitParams
 from harfusion.training.fit import fit
-from tests.helpers import TINY, merge, write_recording
+from tests.helpers import MODALITIES, PAMAP2, RAW_COLUMNS, TINY, merge, read_dat, write_recording
 
 CHUNK = 64
 # Two members: every test here (predict, evaluate, the export, its parity) runs an ensemble.
@@ -53,6 +51,7 @@ PARAMS = Params.model_validate(
 # windows tensorize cut from its shards.
 SEGMENTS = [(1, 5 * CHUNK), (4, 6 * CHUNK), (5, 4 * CHUNK)]
 HAND = [i for i, name in enumerate(RAW_COLUMNS) if name.startswith("hand_")]
+_ALL_CHANNELS = {m: PAMAP2.modality_channels(m) for m in MODALITIES}
 REAL = Path(__file__).resolve().parents[2] / "shared" / "pamap2_dev"
 NO_TORCH = """
 import sys
@@ -74,7 +73,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("predict")
     for subject in range(101, 106):
         write_recording(root / "raw" / "Protocol" / f"subject{subject}.dat", SEGMENTS, subject)
-    preprocess(root / "raw", root / "processed", PreprocessParams(sessions=["Protocol"]))
+    preprocess(root / "raw", root / "processed", PreprocessParams(sessions=["Protocol"]), PAMAP2)
     write_splits(root / "processed", root / "splits", SplitParams())
     tensorize(root / "splits", root / "processed", root / "tensors", CHUNK, CHUNK)
     fit(PARAMS, root / "tensors", root / "models", root / "reports")
@@ -126,12 +125,7 @@ def test_predict_gives_evaluates_probabilities_on_the_same_windows(trained: Path
         by_start = dict(zip(clock[ours.windows.starts].round(3), ours.probabilities, strict=True))
         found = 0
         for split in ("train", "val", "test"):
-            data = ShardWindows(
-                trained / "tensors",
-                split,
-                saved["modalities"],
-                saved["preprocessing"]["channel_groups"],
-            )
+            data = ShardWindows(trained / "tensors", split, saved["channel_names"])
             for index in range(len(data)):
                 shard, start = data.windows[index].tolist()
                 if data.shards[shard]["subject"] != subject:
@@ -230,13 +224,15 @@ def test_reading_a_block_at_a_time_changes_nothing(
     np.testing.assert_array_equal(np.concatenate([b.mask for b in batches]), mask)
     # against the whole-file functions tensorize and preprocess use
     values = read_dat(recording)
-    starts = window_starts(values[:, 0], CHUNK, 16)
+    starts = window_starts(values[:, 0], 100.0, CHUNK, 16)
     np.testing.assert_array_equal(reader.windows().starts, starts)
     rows = starts[:, None] + np.arange(CHUNK)
-    filled = fill_heart_rate(values[:, 2], 25).astype(np.float32)
+    filled = fill_and_smooth(values[:, 2], True, 25).astype(np.float32)
     np.testing.assert_array_equal(whole["heart_rate"][..., 0], filled[rows])
     assert mask[:, 3].all() == (heart_rate == "late") and mask[:, 3].any() == (heart_rate == "late")
-    chest = absent_modalities(values[:, 2:], RAW_COLUMNS[2:], starts, CHUNK)["imu_chest"]
+    chest = absent_modalities(values[:, 2:], RAW_COLUMNS[2:], _ALL_CHANNELS, starts, CHUNK)[
+        "imu_chest"
+    ]
     assert chest.any()
     np.testing.assert_array_equal(~mask[:, 1], chest)
 
@@ -334,13 +330,7 @@ def test_onnx_parity_on_the_test_windows(trained: Path) -> None:
     from harfusion.inference.runtimes import OnnxModel
 
     predictor, saved = load_model(trained / "models" / MODEL_FILE)
-    test = open_windows(
-        trained / "tensors",
-        "test",
-        saved["modalities"],
-        saved["preprocessing"]["channel_groups"],
-        raw=True,
-    )
+    test = open_windows(trained / "tensors", "test", saved["channel_names"], raw=True)
     parity = compare(predictor, OnnxModel(trained / "exports" / ONNX_MODEL), test)
     assert parity["windows"] == len(test) > 0
     assert parity["max_abs_difference"] <= 1e-4 and parity["argmax_differs"] == 0
@@ -496,7 +486,7 @@ def test_a_model_trained_on_real_people_predicts_a_held_out_one(tmp_path: Path) 
             },
         )
     )
-    preprocess(REAL, tmp_path / "processed", PreprocessParams(sessions=["Protocol"]))
+    preprocess(REAL, tmp_path / "processed", PreprocessParams(sessions=["Protocol"]), PAMAP2)
     write_splits(tmp_path / "processed", tmp_path / "splits", params.split)
     tensorize(tmp_path / "splits", tmp_path / "processed", tmp_path / "tensors", 128, 128, 64)
     fit(params, tmp_path / "tensors", tmp_path / "models", tmp_path / "reports")

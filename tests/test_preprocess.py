@@ -6,16 +6,15 @@ import numpy as np
 import pyarrow.csv as pacsv
 import pytest
 
-from harfusion.data.pamap2 import PROCESSED_COLUMNS
-from harfusion.data.preprocess import fill_heart_rate, preprocess
+from harfusion.data.preprocess import fill_and_smooth, preprocess
 from harfusion.errors import HarfusionError
 from harfusion.params import PreprocessParams
-from tests.helpers import write_recording
+from tests.helpers import PAMAP2, PROCESSED_COLUMNS, write_recording
 
 
 def _run(raw: Path, out: Path, sessions=("Protocol", "Optional"), max_shard_mb=19.0):
     return preprocess(
-        raw, out, PreprocessParams(sessions=list(sessions), max_shard_mb=max_shard_mb)
+        raw, out, PreprocessParams(sessions=list(sessions), max_shard_mb=max_shard_mb), PAMAP2
     )
 
 
@@ -46,12 +45,12 @@ def test_sessions_param_filters(tmp_path: Path) -> None:
 def test_heart_rate_filled_without_gaps(tmp_path: Path) -> None:
     hr = np.full(100, np.nan)
     hr[10], hr[50], hr[90] = 70.0, 100.0, 90.0
-    filled = fill_heart_rate(hr, window=1)
+    filled = fill_and_smooth(hr, True, 1)
     assert not np.isnan(filled).any()
     assert filled[0] == 70.0  # back-filled
     assert filled[49] == 70.0 and filled[50] == 100.0  # forward-filled
     hr[51] = 70.0
-    smoothed = fill_heart_rate(hr, window=25)
+    smoothed = fill_and_smooth(hr, True, 25)
     assert smoothed[50] == 70.0  # a one-sample spike is removed by the rolling median
     assert smoothed[95] == 90.0
 
@@ -70,7 +69,7 @@ def test_large_shard_split_into_parts(tmp_path: Path) -> None:
 
 def test_no_dat_files(tmp_path: Path) -> None:
     (tmp_path / "raw" / "Protocol").mkdir(parents=True)
-    with pytest.raises(HarfusionError, match=r"no \.dat files"):
+    with pytest.raises(HarfusionError, match=r"no PAMAP2 recordings found"):
         _run(tmp_path / "raw", tmp_path / "out")
 
 

@@ -15,7 +15,7 @@ from harfusion.evaluation.baseline import run_baseline
 from harfusion.evaluation.evaluate import evaluate
 from harfusion.params import Params, PreprocessParams
 from harfusion.training.fit import fit
-from tests.helpers import TINY_MODEL
+from tests.helpers import PAMAP2, TINY_MODEL
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "pamap2_dev"
 SUBJECTS = (101, 108)  # together: running, stairs up and down, rope jumping
@@ -44,7 +44,7 @@ def test_two_real_subjects_preprocess_tensorize_train_and_evaluate(
             "evaluate": {"mc_samples": 2, "latency_batches": 2},
         }
     )
-    shards = preprocess(real_raw, tmp_path / "processed", PreprocessParams())
+    shards = preprocess(real_raw, tmp_path / "processed", PreprocessParams(), PAMAP2)
     assert {s["subject"] for s in shards} == set(SUBJECTS)
     write_splits(tmp_path / "processed", tmp_path / "splits", params.split)
     manifest = tensorize(

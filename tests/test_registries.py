@@ -16,9 +16,10 @@ from harfusion.data.splits import STRATEGIES, write_splits
 from harfusion.errors import HarfusionError
 from harfusion.evaluation.baseline import ESTIMATORS, make_estimator
 from harfusion.models.encoders import ENCODERS, NORMS, build_encoder
-from harfusion.models.fusion import FUSIONS, build_model, channels_for
+from harfusion.models.fusion import FUSIONS
 from harfusion.params import BaselineParams, ModelParams, Params, SplitParams
 from harfusion.registry import Registry, UnknownChoice
+from tests.helpers import pamap2_model
 
 
 @pytest.mark.parametrize(
@@ -47,7 +48,7 @@ def test_an_unknown_fusion_is_refused() -> None:
     """`model_copy` skips validation, as a params object built by code may."""
     params = Params().model_copy(update={"fusion": "mid"})
     with pytest.raises(UnknownChoice, match=_refused("fusion", "mid", FUSIONS)):
-        build_model(params, channels_for(params), 3)
+        pamap2_model(params, 3)
 
 
 @pytest.mark.parametrize(
@@ -56,7 +57,7 @@ def test_an_unknown_fusion_is_refused() -> None:
 def test_an_unknown_encoder_or_norm_is_refused(key: str, kind: str, registry: Registry) -> None:
     model = ModelParams().model_copy(update={key: "rnn"})
     with pytest.raises(UnknownChoice, match=_refused(kind, "rnn", registry)):
-        build_encoder("imu_hand", 9, model)
+        build_encoder("motion", 9, model)
 
 
 def test_an_unknown_baseline_model_is_refused() -> None:

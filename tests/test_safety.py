@@ -20,10 +20,10 @@ import torch
 from harfusion.data.dataset import LegacyNpyWindows, ShardWindows, load_tensor_shard
 from harfusion.errors import HarfusionError
 from harfusion.layout import MODEL_FILE
-from harfusion.models.fusion import build_model, channels_for
 from harfusion.models.model_file import load_model, model_card
 from harfusion.params import Params
 from harfusion.training.fit import read_checkpoint
+from tests.helpers import PAMAP2, pamap2_channels, pamap2_inputs, pamap2_model
 
 REPO = Path(__file__).resolve().parents[1]
 SCANNED = ("src", "stages", "benchmarks")
@@ -312,12 +312,14 @@ def test_tensor_shard_loader_refuses_code(tmp_path: Path, kind: str, mmap: bool)
 def test_dataset_refuses_a_poisoned_shard(tensors: Path, prefetch: bool) -> None:
     """The path training takes: a manifest-listed shard replaced by a payload."""
     tensor_dir = tensors / "tensors"
-    data = ShardWindows(tensor_dir, "train", ["imu_hand"], ["acc16"])
+    data = ShardWindows(tensor_dir, "train", pamap2_channels(["imu_hand"], ["acc16"]))
     shard = int(data.windows[0, 0])
     marker = tensors / "ran"
     _write_payload(tensor_dir / data.shards[shard]["path"], marker, "torch-zip")
     with pytest.raises(HarfusionError, match="not a readable tensor shard"):
-        fresh = ShardWindows(tensor_dir, "train", ["imu_hand"], ["acc16"], prefetch)
+        fresh = ShardWindows(
+            tensor_dir, "train", pamap2_channels(["imu_hand"], ["acc16"]), prefetch
+        )
         fresh[0]
     assert not marker.exists()
 
@@ -385,10 +387,13 @@ def test_refusals_do_not_pass_on_torchs_advice(tmp_path: Path, kind: str) -> Non
 
 def _saved(params: Params) -> dict:
     """A model file as training writes it (untrained weights)."""
-    model = build_model(params, channels_for(params), 3)
-    stats = {m: (torch.zeros(c), torch.ones(c)) for m, c in channels_for(params).items()}
+    model = pamap2_model(params, 3)
+    inputs = pamap2_inputs(params)
+    stats = {m: (torch.zeros(c), torch.ones(c)) for m, c in inputs.channels.items()}
     card = model_card(
         params,
+        inputs,
+        PAMAP2,
         [1, 4, 5],
         ["lying", "walking", "running"],
         64,
@@ -430,7 +435,7 @@ def _saved(params: Params) -> dict:
         ),
         (
             lambda saved: saved | {"preprocessing": {"sampling_rate_hz": 100.0}},
-            "no 'heart_rate_median_window'",
+            "no 'channel_groups'",
         ),
         (
             lambda saved: saved | {"classes": [1], "class_names": ["lying"]},
@@ -446,11 +451,11 @@ def _saved(params: Params) -> dict:
         ),
         (
             lambda saved: {"state_dict": {}, "architecture": {}, "classes": [1, 4]},
-            "model file format 1, older than this harfusion reads .2.: retrain it",
+            "model file format 1, older than this harfusion reads .3.: retrain it",
         ),
         (
-            lambda saved: saved | {"format_version": 3},
-            "model file format 3, newer than this harfusion reads .2.: update harfusion",
+            lambda saved: saved | {"format_version": 4},
+            "model file format 4, newer than this harfusion reads .3.: update harfusion",
         ),
     ],
     ids=[
@@ -469,7 +474,7 @@ def _saved(params: Params) -> dict:
         "missing",
         "shape",
         "format-1",
-        "format-3",
+        "format-4",
     ],
 )
 def test_model_file_of_the_wrong_structure_is_one_line(tmp_path: Path, damage, reason) -> None:

@@ -15,7 +15,7 @@ from harfusion.data.splits import write_splits
 from harfusion.data.tensorize import tensorize
 from harfusion.layout import MODEL_FILE, MODELS, PROCESSED, SPLITS, TENSORS
 from harfusion.params import Params, PreprocessParams, SplitParams
-from tests.helpers import TINY, merge, write_recording
+from tests.helpers import PAMAP2, TINY, merge, write_recording
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,11 +129,12 @@ SECONDS = "data.synthetic.seconds_per_activity"
         ({"data": {"synthetic": {"subjects": [-5]}}}, "data.synthetic.subjects.0"),
         ({"data": {"synthetic": {"seconds_per_activity": float("inf")}}}, SECONDS),
         ({"data": {"synthetic": {"seconds_per_activity": 1e9}}}, SECONDS),
-        ({"preprocess": {"hr_median_window": 1e8}}, "preprocess.hr_median_window"),
+        # (heart rate's median window is the description's now: tests/test_description.py)
+        ({"data": {"dataset": "/etc/mine.yaml"}}, "data.dataset"),
         ({"split": {"test_subjects": [2**40]}}, "split.test_subjects.0"),
         ({"train": {"gradient_clip_norm": float("nan")}}, "train.gradient_clip_norm"),
     ],
-    ids=["negative-subject", "inf-seconds", "huge-seconds", "huge-hr-window", "huge-id", "nan"],
+    ids=["negative-subject", "inf-seconds", "huge-seconds", "outside-datasets", "huge-id", "nan"],
 )
 def test_absurd_params_stop_every_stage_in_one_line(tmp_path: Path, params: dict, key: str) -> None:
     """These validated, then ended in numpy's ValueError, OverflowError or MemoryError."""
@@ -162,7 +163,7 @@ def test_a_diverging_training_exits_non_zero_in_one_line(tmp_path: Path) -> None
     raw = tmp_path / "raw"
     for subject in range(101, 106):
         write_recording(raw / "Protocol" / f"subject{subject}.dat", [(1, 200), (4, 200)], subject)
-    preprocess(raw, tmp_path / PROCESSED, PreprocessParams(sessions=["Protocol"]))
+    preprocess(raw, tmp_path / PROCESSED, PreprocessParams(sessions=["Protocol"]), PAMAP2)
     write_splits(tmp_path / PROCESSED, tmp_path / SPLITS, SplitParams())
     tensorize(tmp_path / SPLITS, tmp_path / PROCESSED, tmp_path / TENSORS, 64, 64)
     params = merge(TINY, {"train": {"learning_rate": 1e30, "max_epochs": 1}})

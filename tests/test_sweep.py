@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from harfusion.command import main as harfusion
-from harfusion.data.pamap2 import MODALITIES
 from harfusion.errors import HarfusionError
 from harfusion.experiments import dvc_client as experiments
 from harfusion.experiments import runner
@@ -36,6 +35,7 @@ from harfusion.experiments.report import render
 from harfusion.models.masking import nonempty_subsets
 from tests.browser import drawn_vega_views, dump_dom, network_references, vega_plots
 from tests.clones import E2E, env
+from tests.helpers import MODALITIES
 
 ROOT = Path(__file__).resolve().parents[1]
 THIRTEEN = [
@@ -59,7 +59,7 @@ THIRTEEN = [
 
 
 def test_the_thirteen_configurations_are_valid_params() -> None:
-    ablations = load_ablations(ROOT / "ablations.yaml")
+    ablations = load_ablations(ROOT / "ablations.yaml", MODALITIES)
     assert [c.name for c in ablations.configs] == THIRTEEN
     runs = expand(ablations.configs, seeds=1)
     check_runs(runs, ROOT / "params.yaml")
@@ -68,7 +68,7 @@ def test_the_thirteen_configurations_are_valid_params() -> None:
 
 
 def test_select_by_group_and_name() -> None:
-    ablations = load_ablations(ROOT / "ablations.yaml")
+    ablations = load_ablations(ROOT / "ablations.yaml", MODALITIES)
     assert [c.name for c in ablations.select(["heads", "fusion-late"])] == [
         "fusion-late",
         "heads-1",
@@ -80,7 +80,7 @@ def test_select_by_group_and_name() -> None:
 
 
 def test_seeds_expand_to_named_runs_that_resolve_back() -> None:
-    ablations = load_ablations(ROOT / "ablations.yaml")
+    ablations = load_ablations(ROOT / "ablations.yaml", MODALITIES)
     runs = expand(
         ablations.select(["fusion-early"]), seeds=3, extra=parse_set(["train.patience=2"])
     )
@@ -116,12 +116,12 @@ def test_bad_ablation_files_fail_with_the_reason(
     path = tmp_path / "ablations.yaml"
     path.write_text(yaml.safe_dump({"groups": groups}))
     with pytest.raises(HarfusionError, match=message):
-        load_ablations(path)
+        load_ablations(path, MODALITIES)
 
 
 @pytest.mark.parametrize(("override", "key"), [("heads=3", "heads"), ("fusoin=early", "fusoin")])
 def test_overrides_are_validated_before_anything_is_queued(override: str, key: str) -> None:
-    ablations = load_ablations(ROOT / "ablations.yaml")
+    ablations = load_ablations(ROOT / "ablations.yaml", MODALITIES)
     runs = expand(ablations.select(["heads-8"]), seeds=1, extra=parse_set([override]))
     with pytest.raises(HarfusionError, match=rf"heads-8(.|\n)*{key}"):
         check_runs(runs, ROOT / "params.yaml")
@@ -220,7 +220,7 @@ def _fake_run(
 
 
 def test_comparison_and_report_average_seeds_and_list_what_did_not_finish(tmp_path: Path) -> None:
-    ablations = load_ablations(ROOT / "ablations.yaml")
+    ablations = load_ablations(ROOT / "ablations.yaml", MODALITIES)
     baseline = Baseline(
         "c" * 40,
         "main",
@@ -262,7 +262,7 @@ def test_comparison_and_report_average_seeds_and_list_what_did_not_finish(tmp_pa
     assert "fusion-hybrid" in comparison["not_run"] and "fusion-early" not in comparison["not_run"]
     assert comparison["groups"]["single"]["labels"] == {
         "single-heart_rate": "heart rate",
-        "fusion-early": "all four modalities (reference: fusion-early)",
+        "fusion-early": "all 4 modalities (reference: fusion-early)",
     }
 
     figures = write(comparison, tmp_path / "comparison")
@@ -278,11 +278,11 @@ def test_comparison_and_report_average_seeds_and_list_what_did_not_finish(tmp_pa
     text = render(saved, tmp_path / "comparison", report, {})
     assert "- **Training seeds:** 1, 2 (mean ± std over 2 seeds)" in text
     assert (
-        "| fusion-early | fusion | early | 4 | 512 | all four modalities | 2 | 0.900 ± 0.071 "
+        "| fusion-early | fusion | early | 4 | 512 | all 4 modalities | 2 | 0.900 ± 0.071 "
         "| 0.850 ± 0.071 | 0.750 ± 0.071 | +0.100 ± 0.000 |" in text
     )
     assert "- failed: **fusion-late-s1** (log: `/logs/late.out`)" in text
-    assert "![Fusion type, all four modalities](comparison/fusion.png)" in text
+    assert "![Fusion type, all modalities](comparison/fusion.png)" in text
     loso = "# Leave-one-subject-out: fusion-early\n\n**Pooled out-of-fold macro F1:** 0.8\n"
     with_loso = render(saved, tmp_path / "comparison", report, {}, loso)
     assert "## Leave-one-subject-out: fusion-early" in with_loso
@@ -368,7 +368,7 @@ def test_comparison_holds_the_finished_configurations(swept) -> None:
         "fusion-hybrid": "hybrid",
     }
     assert comparison["groups"]["single"]["labels"]["fusion-early"] == (
-        "all four modalities (reference: fusion-early)"
+        "all 4 modalities (reference: fusion-early)"
     )
     (failed,) = comparison["failed"]
     assert failed["name"] == "chunk-huge"

@@ -9,23 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harfusion.data.dat_reader import read_dat
 from harfusion.data.dat_writer import format_rows
-from harfusion.data.pamap2 import (
-    ACTIVITY_NAMES,
-    FIELD_BOUNDS,
+from harfusion.data.synthetic.cohort import plan
+from harfusion.data.synthetic.generate import generate
+from harfusion.data.synthetic.motion import MAX_TERMS
+from harfusion.data.synthetic.pamap2_format import (
     OPTIONAL_ACTIVITIES,
     PROTOCOL_ACTIVITIES,
     RAW_COLUMNS,
     RAW_FIELDS,
     TRANSIENT_ACTIVITY,
 )
-from harfusion.data.synthetic.cohort import plan
-from harfusion.data.synthetic.generate import generate
-from harfusion.data.synthetic.motion import MAX_TERMS
 from harfusion.data.synthetic.profiles import PROFILES
 from harfusion.params import SyntheticParams
+from tests.helpers import PAMAP2, read_dat
 
+ACTIVITY_NAMES = PAMAP2.labels.known
+FIELD_BOUNDS = PAMAP2.bounds | {"activity_id": (0.0, 24.0, "")}
 EXCERPT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pamap2_excerpt.dat"
 # How `%.6g` prints: no leading zeros, no trailing fractional zeros, a two-digit exponent.
 TOKEN = re.compile(r"NaN|-?(0|[1-9]\d*)(\.\d*[1-9])?(e[-+]\d\d)?")

@@ -14,7 +14,6 @@ from harfusion.data.dataset import (
     load_tensor_shard,
     open_windows,
 )
-from harfusion.data.pamap2 import MODALITIES, PROCESSED_COLUMNS, SENSOR_COLUMNS
 from harfusion.data.preprocess import preprocess
 from harfusion.data.splits import write_splits
 from harfusion.data.tensorize import _check_finite_stats, tensorize
@@ -22,14 +21,21 @@ from harfusion.data.windows import window_starts
 from harfusion.errors import HarfusionError
 from harfusion.params import Params, PreprocessParams, SplitParams
 from harfusion.training.datamodule import WindowDataModule
-from tests.helpers import write_recording
+from tests.helpers import (
+    MODALITIES,
+    PAMAP2,
+    PROCESSED_COLUMNS,
+    SENSOR_COLUMNS,
+    pamap2_channels,
+    write_recording,
+)
 
 GROUPS = ["acc16", "gyro", "mag"]
 
 
 def test_window_starts_respect_gaps() -> None:
     t = np.concatenate([np.arange(100) * 0.01, 5 + np.arange(50) * 0.01])
-    starts = window_starts(t, chunk_size=40, stride=20)
+    starts = window_starts(t, 100.0, chunk_size=40, stride=20)
     assert starts.tolist() == [0, 20, 40, 60, 100]
     for s in starts:
         assert np.all(np.diff(t[s : s + 40]) < 0.015)
@@ -86,7 +92,7 @@ def test_norm_stats_fit_on_train_rows_only(tensors: Path) -> None:
 
 
 def test_dataset_slices_modalities(tensors: Path) -> None:
-    data = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS)
+    data = ShardWindows(tensors / "tensors", "train", pamap2_channels(MODALITIES, GROUPS))
     sample = data[0]
     assert {m: v.shape for m, v in sample["inputs"].items()} == {
         "imu_hand": (64, 9),
@@ -96,17 +102,23 @@ def test_dataset_slices_modalities(tensors: Path) -> None:
     }
     assert sample["mask"].tolist() == [True] * 4
     assert 0 <= sample["label"] < 3
-    lazy = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS, prefetch_shards=False)
+    lazy = ShardWindows(
+        tensors / "tensors", "train", pamap2_channels(MODALITIES, GROUPS), prefetch_shards=False
+    )
     for modality in MODALITIES:
         assert torch.equal(lazy[3]["inputs"][modality], data[3]["inputs"][modality])
-    only = ShardWindows(tensors / "tensors", "val", ["imu_ankle"], ["temperature", "acc6"])
+    only = ShardWindows(
+        tensors / "tensors", "val", pamap2_channels(["imu_ankle"], ["temperature", "acc6"])
+    )
     assert only[0]["inputs"]["imu_ankle"].shape == (64, 4)
 
 
 def test_batched_fetch_equals_single_windows(tensors: Path) -> None:
     """The loader's one-gather batches must hold exactly the windows `data[i]` gives."""
-    data = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS)
-    lazy = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS, prefetch_shards=False)
+    data = ShardWindows(tensors / "tensors", "train", pamap2_channels(MODALITIES, GROUPS))
+    lazy = ShardWindows(
+        tensors / "tensors", "train", pamap2_channels(MODALITIES, GROUPS), prefetch_shards=False
+    )
     indices = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:9].tolist()
     batch = collate_windows(data.__getitems__(indices))
     expected = collate_windows(lazy.__getitems__(indices))
@@ -120,7 +132,9 @@ def test_batched_fetch_equals_single_windows(tensors: Path) -> None:
 
 def test_batches_gathered_where_the_rows_live(tensors: Path) -> None:
     """`to(device)` moves the rows; batches then come from there (meta stands in for CUDA)."""
-    data = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS).to(torch.device("meta"))
+    data = ShardWindows(tensors / "tensors", "train", pamap2_channels(MODALITIES, GROUPS)).to(
+        torch.device("meta")
+    )
     batch = collate_windows(data.__getitems__([0, 3, 5]))
     assert all(x.device.type == "meta" and x.shape[:2] == (3, 64) for x in batch["inputs"].values())
     assert batch["mask"].device.type == batch["label"].device.type == "meta"
@@ -138,13 +152,13 @@ def test_gather_on_device_needs_cuda(tensors: Path) -> None:
 
 
 def test_dataset_replaces_nan(tensors: Path) -> None:
-    data = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS)
+    data = ShardWindows(tensors / "tensors", "train", pamap2_channels(MODALITIES, GROUPS))
     shard = data.shards[0]
     path = tensors / "tensors" / shard["path"]
     payload = load_tensor_shard(path)
     payload["features"][:, :] = float("nan")
     torch.save(payload, path)
-    fresh = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS)
+    fresh = ShardWindows(tensors / "tensors", "train", pamap2_channels(MODALITIES, GROUPS))
     index = int(np.flatnonzero(fresh.windows[:, 0].numpy() == 0)[0])
     assert all(torch.isfinite(v).all() for v in fresh[index]["inputs"].values())
 
@@ -154,7 +168,9 @@ def test_truncated_tensor_shard(tensors: Path) -> None:
     path = tensors / "tensors" / manifest["shards"][0]["path"]
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(HarfusionError, match=f"{path}: not a readable tensor shard"):
-        ShardWindows(tensors / "tensors", manifest["shards"][0]["split"], MODALITIES, GROUPS)
+        ShardWindows(
+            tensors / "tensors", manifest["shards"][0]["split"], pamap2_channels(MODALITIES, GROUPS)
+        )
 
 
 def test_chunk_too_long_is_an_error_and_keeps_outputs(tensors: Path) -> None:
@@ -172,7 +188,7 @@ def test_legacy_npy_fallback(tmp_path: Path) -> None:
             array[0, 0, 0] = np.nan
             np.save(tmp_path / f"{split}_{modality}.npy", array)
         np.save(tmp_path / f"{split}_labels.npy", rng.choice([4, 7, 12], size=n))
-    data = open_windows(tmp_path, "val", ["imu_hand", "heart_rate"], GROUPS)
+    data = open_windows(tmp_path, "val", pamap2_channels(["imu_hand", "heart_rate"], GROUPS))
     assert isinstance(data, LegacyNpyWindows)
     assert len(data) == 2 and data.chunk_size == 32
     assert data.classes == sorted(
@@ -180,12 +196,12 @@ def test_legacy_npy_fallback(tmp_path: Path) -> None:
     )
     assert torch.isfinite(data[0]["inputs"]["imu_hand"]).all()
     with pytest.raises(HarfusionError, match="imu_chest"):
-        open_windows(tmp_path, "val", ["imu_chest"], GROUPS)
+        open_windows(tmp_path, "val", pamap2_channels(["imu_chest"], GROUPS))
 
 
 def test_no_data_at_all(tmp_path: Path) -> None:
     with pytest.raises(HarfusionError, match="dvc repro tensorize"):
-        open_windows(tmp_path, "train", MODALITIES, GROUPS)
+        open_windows(tmp_path, "train", pamap2_channels(MODALITIES, GROUPS))
 
 
 def test_value_beyond_float32_is_refused_naming_shard_and_column(tensors: Path) -> None:
@@ -204,10 +220,10 @@ def test_value_beyond_float32_is_refused_naming_shard_and_column(tensors: Path) 
 
 def test_norm_stats_must_be_finite() -> None:
     mean, std = np.zeros(len(SENSOR_COLUMNS)), np.ones(len(SENSOR_COLUMNS))
-    _check_finite_stats(mean, std)
+    _check_finite_stats(mean, std, SENSOR_COLUMNS)
     std[SENSOR_COLUMNS.index("chest_mag_y")] = np.nan
     with pytest.raises(HarfusionError, match=r"norm_stats\.json: chest_mag_y: .* not finite"):
-        _check_finite_stats(mean, std)
+        _check_finite_stats(mean, std, SENSOR_COLUMNS)
 
 
 def test_windows_do_not_depend_on_max_shard_mb(tmp_path: Path) -> None:
@@ -226,6 +242,7 @@ def test_windows_do_not_depend_on_max_shard_mb(tmp_path: Path) -> None:
             tmp_path / "raw",
             out / "processed",
             PreprocessParams(sessions=["Protocol"], max_shard_mb=max_mb),
+            PAMAP2,
         )
         write_splits(out / "processed", out / "splits", params)
         results.append(tensorize(out / "splits", out / "processed", out / "tensors", 128, 64))
@@ -249,7 +266,9 @@ def test_a_class_without_training_windows_is_reported(
     for subject in (101, 102, 103):
         segments = [(1, 300), (4, 300)] + ([(5, 300)] if subject == 101 else [])
         write_recording(tmp_path / "raw" / "Protocol" / f"subject{subject}.dat", segments, subject)
-    preprocess(tmp_path / "raw", tmp_path / "processed", PreprocessParams(sessions=["Protocol"]))
+    preprocess(
+        tmp_path / "raw", tmp_path / "processed", PreprocessParams(sessions=["Protocol"]), PAMAP2
+    )
     params = SplitParams(strategy="subject", val_subjects=[102], test_subjects=[101])
     write_splits(tmp_path / "processed", tmp_path / "splits", params)
     capsys.readouterr()
@@ -262,7 +281,9 @@ def test_a_class_without_training_windows_is_reported(
 def _pipeline(tmp_path: Path, chunk: int = 64, **split: object) -> dict:
     """preprocess → split (by subject: val 102, test 103 unless told) → tensorize of `raw/`."""
     sessions = [s for s in ("Protocol", "Optional") if (tmp_path / "raw" / s).is_dir()]
-    preprocess(tmp_path / "raw", tmp_path / "processed", PreprocessParams(sessions=sessions))
+    preprocess(
+        tmp_path / "raw", tmp_path / "processed", PreprocessParams(sessions=sessions), PAMAP2
+    )
     params = SplitParams.model_validate(
         {"strategy": "subject", "val_subjects": [102], "test_subjects": [103]} | split
     )
@@ -346,7 +367,7 @@ def test_windows_without_a_modality_are_listed_counted_and_named(
 def test_dataset_masks_a_modality_its_window_lacks(sparse: Path, prefetch: bool) -> None:
     """As modality dropout does: mask False, rather than zeros posing as a reading."""
     manifest = _pipeline(sparse)
-    data = ShardWindows(sparse / "tensors", "train", MODALITIES, GROUPS, prefetch)
+    data = ShardWindows(sparse / "tensors", "train", pamap2_channels(MODALITIES, GROUPS), prefetch)
     subjects = [manifest["shards"][shard]["subject"] for shard, _ in manifest["windows"]["train"]]
     absent = {
         (position, modality)
@@ -371,7 +392,7 @@ def test_a_shard_of_other_length_than_its_manifest_entry_is_named(
 ) -> None:
     """A row-truncated shard (a stage run outside DVC): the prefetched rows are one
     concatenation, so every window after it was read from the next shard's rows."""
-    data = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS)
+    data = ShardWindows(tensors / "tensors", "train", pamap2_channels(MODALITIES, GROUPS))
     shard = int(data.windows[0, 0])
     path = tensors / "tensors" / data.shards[shard]["path"]
     payload = load_tensor_shard(path)
@@ -379,7 +400,9 @@ def test_a_shard_of_other_length_than_its_manifest_entry_is_named(
     torch.save(payload, path)
     rows = data.shards[shard]["rows"]
     with pytest.raises(HarfusionError, match=rf"{path}: holds features of shape \({rows - 5}, "):
-        again = ShardWindows(tensors / "tensors", "train", MODALITIES, GROUPS, prefetch)
+        again = ShardWindows(
+            tensors / "tensors", "train", pamap2_channels(MODALITIES, GROUPS), prefetch
+        )
         again[0]
 
 
@@ -390,7 +413,7 @@ def test_a_window_outside_its_shard_is_refused(tensors: Path) -> None:
     manifest["windows"]["val"][0] = [shard, manifest["shards"][shard]["rows"] - 10]
     path.write_text(json.dumps(manifest))
     with pytest.raises(HarfusionError, match=r"manifest\.json: window .* is not inside"):
-        ShardWindows(tensors / "tensors", "val", MODALITIES, GROUPS)
+        ShardWindows(tensors / "tensors", "val", pamap2_channels(MODALITIES, GROUPS))
 
 
 def _subjects(tmp_path: Path, odd: dict) -> None:
@@ -456,4 +479,4 @@ def test_tensors_without_a_modalitys_column_are_named(tensors: Path) -> None:
     manifest["columns"] = [c for c in manifest["columns"] if c != "hand_gyro_y"]
     path.write_text(json.dumps(manifest))
     with pytest.raises(HarfusionError, match="no column hand_gyro_y for modality imu_hand"):
-        ShardWindows(tensors / "tensors", "val", MODALITIES, GROUPS)
+        ShardWindows(tensors / "tensors", "val", pamap2_channels(MODALITIES, GROUPS))

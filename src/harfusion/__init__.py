@@ -1,1 +1,2 @@
-"""Multimodal human-activity recognition on PAMAP2-format wearable data."""
+"""Multimodal human-activity recognition on wearable-sensor data sets, each a description
+(PAMAP2 and MHEALTH shipped, your own in YAML)."""

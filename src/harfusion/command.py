@@ -1,7 +1,8 @@
 """The one `harfusion` command: its subcommands, and one way for all of them to fail (a line
 naming what is at fault, exit status 1).
 
-    harfusion sweep | loso | compare | report | predict | gather ... (`harfusion COMMAND --help`)
+    harfusion sweep | loso | compare | report | predict | check-dataset | gather ...
+    (`harfusion COMMAND --help`)
 
 A subcommand's module (and all it imports: DVC, numpy, matplotlib) is imported only when that
 subcommand runs or shows its help, so `harfusion --help` answers at once.
@@ -44,6 +45,11 @@ COMMANDS = {
         "Apply a trained model to raw recordings: a CSV with one row per window (its times on "
         "the recording's own clock, the activity, its calibrated probability and every class's, "
         "the modalities missing) and a timeline figure per recording.",
+    ),
+    "check-dataset": (
+        "harfusion.data.check_dataset",
+        "Check a dataset description against its recordings and say what they hold: subjects, "
+        "sessions, rows, the measured sampling rate and the labels.",
     ),
     "gather": (
         "harfusion.experiments.gather",

@@ -17,9 +17,16 @@ ABLATIONS = Path("ablations.yaml")
 # restores it without the litter, even when it restores every other stage from the run-cache.
 TEMPORARIES = Path(".tmp")
 
+# A user's own dataset descriptions (`data.dataset: datasets/mine.yaml`): a DVC dependency of
+# the stages that read `data.dataset`, so an edit reruns what it changes.
+USER_DATASETS = Path("datasets")
+
 # preprocess: one CSV per subject × session × activity, and their index.
 PROCESSED = Path("data/processed")
 SHARD_INDEX = "shards.json"
+# The checked dataset description the data were made with, in PROCESSED and TENSORS: later
+# stages read it there, never `data.dataset` again.
+DATASET = "dataset.json"
 # split: which shards train, validate and test.
 SPLITS = Path("data/splits")
 SPLIT_SUMMARY = "summary.json"

@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harfusion.data.pamap2 import DEFAULT_CHANNEL_GROUPS, MODALITIES, ChannelGroup, Modality
 from harfusion.errors import HarfusionError
+from harfusion.layout import USER_DATASETS
+from harfusion.yaml_file import read_mapping
 
 # Lightning's StrategyRegistry names (2.6; a test compares them), kept here so that validating
 # params does not import Lightning; less single_tpu and single_xla, which need a device object
@@ -51,6 +51,9 @@ MAX_MEMBERS = 100  # ensemble members; each is a whole training
 Positive = Annotated[int, Field(ge=1)]
 # What preprocess stores a subject id as (int32); file names spell it, so it is not negative.
 SubjectId = Annotated[int, Field(ge=0, le=2**31 - 1)]
+# The kinds of signal a dataset description gives its modalities; each has its own encoder
+# settings (`model.front`) and its own channel groups (`dataset.channel_groups`).
+Kind = Literal["motion", "waveform", "slow"]
 
 
 class Strict(BaseModel):
@@ -72,16 +75,36 @@ class SyntheticParams(Strict):
 
 
 class DataParams(Strict):
+    # A shipped description's name (pamap2, mhealth) or the path of one in datasets/.
+    dataset: str = "pamap2"
     raw_dir: str = "data/raw/synthetic"
     synthetic: SyntheticParams = SyntheticParams()
 
+    @field_validator("dataset")
+    @classmethod
+    def _description_in_datasets(cls, dataset: str) -> str:
+        if "/" not in dataset and "\\" not in dataset and not dataset.endswith((".yaml", ".yml")):
+            return dataset  # a shipped name; the description module checks it exists
+        path = Path(dataset)
+        # A description elsewhere would be no dependency of any stage: DVC would not rerun what
+        # an edit of it changes.
+        if path.is_absolute() or path.parts[:1] != USER_DATASETS.parts or ".." in path.parts:
+            raise ValueError(
+                f"a description of your own goes in {USER_DATASETS}/ (e.g. "
+                f"{USER_DATASETS}/{path.name}) so that DVC reruns what an edit of it changes"
+            )
+        return path.as_posix()
+
 
 class PreprocessParams(Strict):
-    sessions: list[str] = Field(default_factory=lambda: ["Protocol", "Optional"], min_length=1)
+    # The session folders to read, in order; null: every one the dataset describes.
+    sessions: list[str] | None = Field(None, min_length=1)
 
     @field_validator("sessions")
     @classmethod
-    def _plain_unique_folders(cls, sessions: list[str]) -> list[str]:
+    def _plain_unique_folders(cls, sessions: list[str] | None) -> list[str] | None:
+        if sessions is None:
+            return sessions
         if len(set(sessions)) != len(sessions):
             raise ValueError("sessions must not repeat (a session's files would count twice)")
         odd = [s for s in sessions if not s or "/" in s or "\\" in s or s in (".", "..")]
@@ -89,9 +112,6 @@ class PreprocessParams(Strict):
             raise ValueError(f"{odd}: a session is a folder name directly under data.raw_dir")
         return sessions
 
-    # Samples in heart rate's rolling median; beyond a minute (at 100 Hz) it smooths away the
-    # activities themselves (1e8 ran out of memory).
-    hr_median_window: int = Field(25, ge=1, le=6000)
     max_shard_mb: float = Field(19.0, gt=0, le=19.5)
 
 
@@ -122,7 +142,9 @@ class DatasetParams(Strict):
     # Training windows only (null: chunk_stride): overlapping windows multiply the training set
     # for free, while validation and test windows stay the evaluation protocol's.
     train_stride: int | None = Field(128, ge=1)
-    channel_groups: list[ChannelGroup] = Field(list(DEFAULT_CHANNEL_GROUPS), min_length=1)
+    # Per kind of signal, the channel groups its modalities read, in this order (each the
+    # listed groups it has); a kind not named reads its modalities' default groups.
+    channel_groups: dict[Kind, Annotated[list[str], Field(min_length=1)]] = {}
     prefetch_shards: bool = True
     pin_memory: bool | Literal["auto"] = "auto"
     # auto: on a CUDA device with num_workers 0, keep the rows there and gather batches there
@@ -132,19 +154,38 @@ class DatasetParams(Strict):
 
     @field_validator("channel_groups")
     @classmethod
-    def _unique_groups(cls, groups: list[str]) -> list[str]:
-        if len(set(groups)) != len(groups):
-            raise ValueError("channel groups must not repeat")
+    def _unique_groups(cls, groups: dict[str, list[str]]) -> dict[str, list[str]]:
+        for kind, names in groups.items():
+            if len(set(names)) != len(names):
+                raise ValueError(f"{kind}: channel groups must not repeat")
         return groups
+
+
+class Front(Strict):
+    """An encoder's convolutional front end: output channels and stride of each layer."""
+
+    channels: list[Positive] = Field(min_length=1)
+    strides: list[Positive] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _matching_lengths(self) -> Front:
+        if len(self.channels) != len(self.strides):
+            raise ValueError("channels and strides need the same length (one per layer)")
+        return self
+
+
+class Fronts(Strict):
+    """The front end per kind of signal; early fusion's concatenation uses `motion`'s."""
+
+    motion: Front = Front(channels=[32, 64, 64], strides=[4, 4, 2])  # inertial, at the full rate
+    waveform: Front = Front(channels=[32, 64, 64], strides=[4, 4, 2])  # ECG, EMG, PPG
+    slow: Front = Front(channels=[8, 16], strides=[8, 8])  # changes over seconds: heart rate
 
 
 class ModelParams(Strict):
     encoder: Literal["cnn", "cnn_gru", "cnn_attention"] = "cnn"
     embed_dim: int = Field(64, ge=8)
-    conv_channels: list[Positive] = Field(default_factory=lambda: [32, 64, 64], min_length=1)
-    conv_strides: list[Positive] = Field(default_factory=lambda: [4, 4, 2], min_length=1)
-    heart_rate_conv_channels: list[Positive] = Field(default_factory=lambda: [8, 16], min_length=1)
-    heart_rate_conv_strides: list[Positive] = Field(default_factory=lambda: [8, 8], min_length=1)
+    front: Fronts = Fronts()
     dropout: float = Field(0.4, ge=0, lt=1)
     # Batch norm is the faster default; group norm makes each window independent of its batch.
     norm: Literal["batch", "group"] = "batch"
@@ -157,17 +198,6 @@ class ModelParams(Strict):
             raise ValueError(
                 f"model.encoder_heads={self.encoder_heads} must divide "
                 f"model.embed_dim={self.embed_dim}"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _matching_lengths(self) -> ModelParams:
-        if len(self.conv_channels) != len(self.conv_strides):
-            raise ValueError("model.conv_channels and model.conv_strides need the same length")
-        if len(self.heart_rate_conv_channels) != len(self.heart_rate_conv_strides):
-            raise ValueError(
-                "model.heart_rate_conv_channels and model.heart_rate_conv_strides "
-                "need the same length"
             )
         return self
 
@@ -262,7 +292,8 @@ class Params(Strict):
     fusion: Literal["early", "late", "hybrid"] = "hybrid"
     heads: int = Field(4, ge=1)
     chunk_size: int = Field(512, ge=16)
-    modalities: list[Modality] = Field(list(MODALITIES), min_length=1)
+    # The modalities the model reads, in mask order; all: the dataset's, in its order.
+    modalities: Literal["all"] | Annotated[list[str], Field(min_length=1)] = "all"
     data: DataParams = DataParams()
     preprocess: PreprocessParams = PreprocessParams()
     split: SplitParams = SplitParams()
@@ -274,8 +305,8 @@ class Params(Strict):
 
     @field_validator("modalities")
     @classmethod
-    def _unique_modalities(cls, modalities: list[str]) -> list[str]:
-        if len(set(modalities)) != len(modalities):
+    def _unique_modalities(cls, modalities: list[str] | str) -> list[str] | str:
+        if isinstance(modalities, list) and len(set(modalities)) != len(modalities):
             raise ValueError("modalities must not repeat")
         return modalities
 
@@ -312,10 +343,19 @@ class Params(Strict):
 # equal) and what a resumed run must share with the run whose checkpoint it takes
 # (`training.fit.fingerprint`), less `RESUME_MAY_CHANGE`. A dotted key names one field of a
 # section.
-TRAINED_BY = ("seed", "fusion", "heads", "modalities", "dataset", "model", "train")
+TRAINED_BY = (
+    "seed",
+    "fusion",
+    "heads",
+    "modalities",
+    "data.dataset",
+    "dataset",
+    "model",
+    "train",
+)
 RESUME_MAY_CHANGE = ("train.resume",)  # how to train, not what: resuming turns it on
 # Those that decide the network's shape, from which a model file rebuilds it (with its channels).
-ARCHITECTURE = ("fusion", "heads", "modalities", "model")
+ARCHITECTURE = ("fusion", "heads", "model")
 # The top-level params a configuration sets, besides each experiment's `seed`: comparisons and
 # reports show a configuration by them.
 SWEPT = ("fusion", "heads", "chunk_size", "modalities")
@@ -376,14 +416,7 @@ def describe(error: ValidationError, source: str | Path) -> str:
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params; any unknown key, bad type or impossible value is an error."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError as exc:
-        raise HarfusionError(f"{path}: params file not found") from exc
-    except yaml.YAMLError as exc:
-        raise HarfusionError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
-    if not isinstance(raw, dict):
-        raise HarfusionError(f"{path}: expected a mapping of params at the top level")
+    raw = read_mapping(path, "params", empty_ok=True)
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:

@@ -1,2 +1,3 @@
-"""The data layer: the PAMAP2 format, reading and synthesizing raw recordings, and the
-preprocess → split → tensorize stages that turn them into windows, datasets and loaders."""
+"""The data layer: dataset descriptions (PAMAP2 and MHEALTH shipped, a user's own in YAML),
+reading recordings as they say, the synthetic PAMAP2 set, and the preprocess → split →
+tensorize stages that turn recordings into windows, datasets and loaders."""

@@ -1,5 +1,6 @@
-"""Raw PAMAP2 `.dat` text, the reader's mirror image: the bytes PAMAP2's own files have
-(`%.6g` fields, `NaN` for missing), written fast enough for millions of rows."""
+"""Raw recordings as text, the reader's mirror image: the bytes PAMAP2's own files have (`%.6g`
+fields, `NaN` for missing, space- or otherwise separated), written fast enough for millions of
+rows. The synthetic generator writes PAMAP2 with it; tests write MHEALTH's layout."""
 
 from __future__ import annotations
 
@@ -7,20 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from harfusion.data.pamap2 import IMUS, RAW_COLUMNS
-
 _POW10 = 10.0 ** np.arange(0, 23)
 
-# Fields stored short already (time, activity, whole bpm, 1/16 °C): printed as they are.
-EXACT_COLUMNS = tuple(
-    RAW_COLUMNS.index(name)
-    for name in (
-        "timestamp_s",
-        "activity_id",
-        "heart_rate_bpm",
-        *(f"{i}_temperature_c" for i in IMUS),
-    )
-)
 _CHUNK_ROWS = 1 << 17
 
 

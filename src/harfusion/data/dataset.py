@@ -11,7 +11,7 @@ hook), since a Python call per window starved training of data.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypedDict
 
@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from harfusion.data.pamap2 import modality_columns
 from harfusion.data.presence import too_sparse
 from harfusion.data.windows import WindowSpec
 from harfusion.errors import HarfusionError, refused_torch_file
@@ -61,18 +60,19 @@ class ShardWindows(Dataset):
         self,
         tensor_dir: str | Path,
         split: str,
-        modalities: Sequence[str],
-        channel_groups: Sequence[str],
+        channel_names: Mapping[str, Sequence[str]],
         prefetch_shards: bool = True,
         raw: bool = False,
     ) -> None:
-        """`raw`: the windows in physical units with NaN where a sensor sent nothing, for a
-        model that normalises them itself (`models.predictor`); otherwise normalised."""
+        """`channel_names`: per modality, in mask order, the columns it reads
+        (`Description.inputs`). `raw`: the windows in physical units with NaN where a sensor
+        sent nothing, for a model that normalises them itself (`models.predictor`); otherwise
+        normalised."""
         self.tensor_dir = Path(tensor_dir)
         self.raw = raw
         manifest = json.loads((self.tensor_dir / MANIFEST).read_text())
         stats = json.loads((self.tensor_dir / NORM_STATS).read_text())
-        self.modalities = list(modalities)
+        self.modalities = list(channel_names)
         self.classes: list[int] = manifest["classes"]
         self.class_names: list[str] = manifest["class_names"]
         self.chunk_size: int = manifest["chunk_size"]
@@ -83,7 +83,7 @@ class ShardWindows(Dataset):
         absent = manifest.get("absent", {}).get(split, {})
         for column, modality in enumerate(self.modalities):
             self.present[absent.get(modality, []), column] = False
-        self.channel_names = {m: modality_columns(m, channel_groups) for m in self.modalities}
+        self.channel_names = {m: list(names) for m, names in channel_names.items()}
         self.columns = self._column_indexes(manifest["columns"])
         self.column_count = len(manifest["columns"])
         self.spec = WindowSpec(
@@ -315,8 +315,7 @@ def _legacy_label_files(data_dir: Path) -> dict[str, Path]:
 def open_windows(
     data_dir: str | Path,
     split: str,
-    modalities: Sequence[str],
-    channel_groups: Sequence[str],
+    channel_names: Mapping[str, Sequence[str]],
     prefetch_shards: bool = True,
     raw: bool = False,
 ) -> ShardWindows | LegacyNpyWindows:
@@ -324,9 +323,9 @@ def open_windows(
     windows ready for the model: `raw` changes nothing there)."""
     data_dir = Path(data_dir)
     if (data_dir / MANIFEST).exists():
-        return ShardWindows(data_dir, split, modalities, channel_groups, prefetch_shards, raw)
+        return ShardWindows(data_dir, split, channel_names, prefetch_shards, raw)
     if split in _legacy_label_files(data_dir):
-        return LegacyNpyWindows(data_dir, split, modalities)
+        return LegacyNpyWindows(data_dir, split, list(channel_names))
     raise HarfusionError(
         f"{data_dir}: neither {MANIFEST} nor {split}_labels.npy found; run `dvc repro tensorize`"
     )

@@ -11,15 +11,44 @@ import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from harfusion.data.dataset import LegacyNpyWindows, ShardWindows, collate_windows, open_windows
+from harfusion.data.description import Description, Inputs, read_dataset
 from harfusion.errors import HarfusionError
+from harfusion.layout import DATASET
 from harfusion.params import Params
+
+
+def model_inputs(description: Description | None, params: Params) -> Inputs:
+    """What the model reads (`modalities`, `dataset.channel_groups`) of the dataset the tensors
+    were made from. The legacy `.npy` layout names no dataset (`description` None): its
+    modalities are the listed ones, their channels unnamed, each a `motion` signal with no
+    3-axis vector known."""
+    if description is not None:
+        return description.inputs(params.modalities, params.dataset.channel_groups)
+    if params.modalities == "all":
+        raise HarfusionError(
+            f"no {DATASET} beside the windows (the legacy .npy layout?): list the modalities to "
+            "read in `modalities`"
+        )
+    modalities = tuple(params.modalities)
+    return Inputs(
+        modalities,
+        channel_names={m: [] for m in modalities},
+        kinds=dict.fromkeys(modalities, "motion"),
+        triads={m: [] for m in modalities},
+        groups={m: [] for m in modalities},
+    )
 
 
 class SplitLoaders:
     def __init__(
-        self, tensor_dir: str | Path, params: Params, device: torch.device | None = None
+        self,
+        tensor_dir: str | Path,
+        params: Params,
+        device: torch.device | None = None,
+        inputs: Inputs | None = None,
     ) -> None:
-        """`device`: where the model runs; on CUDA, batches may be gathered there."""
+        """`device`: where the model runs; on CUDA, batches may be gathered there. `inputs`:
+        what to read of the windows (a trained model's), instead of what params select."""
         self.tensor_dir = Path(tensor_dir)
         self.params = params
         self.device = device
@@ -27,17 +56,18 @@ class SplitLoaders:
         # One generator for the training loader's shuffle or sampler, kept here so a resumed
         # training can restore its state (training.RandomState) into the loader it reads.
         self.shuffle_generator = torch.Generator().manual_seed(params.seed)
+        # The dataset the tensors were made from (None: the legacy .npy layout names none).
+        self.description = (
+            read_dataset(self.tensor_dir) if (self.tensor_dir / DATASET).exists() else None
+        )
+        self.inputs = inputs or model_inputs(self.description, params)
 
     def setup(self, stage: str | None = None) -> None:
         dataset = self.params.dataset
         if not self.splits:
             for split in ("train", "val", "test"):
                 self.splits[split] = open_windows(
-                    self.tensor_dir,
-                    split,
-                    self.params.modalities,
-                    dataset.channel_groups,
-                    dataset.prefetch_shards,
+                    self.tensor_dir, split, self.inputs.channel_names, dataset.prefetch_shards
                 )
         device = self._gather_device()
         for windows in self.splits.values():
@@ -66,6 +96,12 @@ class SplitLoaders:
                 )
             return None
         return device
+
+    @property
+    def channels(self) -> dict[str, int]:
+        """Input channels per modality, in mask order."""
+        self.setup()
+        return dict(self.splits["train"].spec.channels)
 
     @property
     def classes(self) -> list[int]:

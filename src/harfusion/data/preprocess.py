@@ -1,27 +1,26 @@
-"""Merge raw `.dat` recordings into per subject × activity CSV shards.
+"""Merge a dataset's recordings into per subject × activity CSV shards.
 
 At most two subjects are in memory (one being written, the next being read), so peak memory
 follows the largest subjects, not the data set.
 
-Recordings are exactly `raw_dir/<session>/subject<id>.dat` (or `.dat.gz`) for the sessions in
-`preprocess.sessions`: no deeper folder is searched (a `backup/Protocol/` copy would double a
-subject), and any other entry there is skipped with a line saying why. A recording counted twice
-stops preprocess naming both files: one id under two names in a session (`subject0101.dat`
-beside `subject101.dat`; a lone non-canonical name is an error too, since it claims to be a
-recording), or two files holding the same readings at the same instants (a copied file). Each
-session file has its own clock (the synthetic set starts every session 3-10 s in), so
-overlapping time ranges alone are normal; identical readings at the same instants are not.
+Which files are recordings, and how they read, is the dataset description's to say
+(`recordings`). A recording counted twice stops preprocess naming both files: two files holding
+the same readings at the same instants (a copied file). Each session file has its own clock (the
+synthetic set starts every session 3-10 s in), so overlapping time ranges alone are normal;
+identical readings at the same instants are not.
+
+A shard's columns are `subject_id, session, timestamp_s, activity_id` (seconds on the
+recording's clock, the label), then the description's channels in file order. The checked
+description is written beside them (`dataset.json`): the later stages read it there.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import re
 import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 from itertools import chain, pairwise
 from pathlib import Path
@@ -33,111 +32,66 @@ from scipy.ndimage import median_filter
 from tqdm import tqdm
 
 from harfusion.atomic import atomic_path
-from harfusion.data.dat_reader import read_dat
-from harfusion.data.pamap2 import PROCESSED_COLUMNS, RAW_COLUMNS, RAW_FIELDS, TRANSIENT_ACTIVITY
+from harfusion.data.description import Description, write_dataset
+from harfusion.data.recordings import (
+    NO_SESSION,
+    Recording,
+    RecordingData,
+    find_recordings,
+    read_recording,
+)
 from harfusion.errors import HarfusionError
 from harfusion.layout import SHARD_INDEX
 from harfusion.params import PreprocessParams
 from harfusion.threads import usable_cores
 
-_SUBJECT_FILE = re.compile(r"subject(\d+)\.dat(\.gz)?")
-_FIRST_SENSOR = RAW_COLUMNS.index("hand_temperature_c")
-_HR = RAW_COLUMNS.index("heart_rate_bpm")
-_ACTIVITY = RAW_COLUMNS.index("activity_id")
-MAX_SUBJECT_ID = 2**31 - 1  # shards store it as int32
 
-
-@dataclass(frozen=True)
-class Recording:
-    path: Path
-    subject: int
-    session: str
-
-
-def _skip(path: Path, why: str) -> None:
-    print(f"preprocess: skipped {path}: {why}", file=sys.stderr)
-
-
-def _session_recordings(folder: Path, session: str) -> list[Recording]:
-    """The recordings directly in one session folder; a subject named twice is an error."""
-    by_subject: dict[int, list[Path]] = defaultdict(list)
-    for path in sorted(folder.iterdir()):
-        match = _SUBJECT_FILE.fullmatch(path.name)
-        if path.is_dir():
-            _skip(path, "a folder (only files directly in the session folder are read)")
-        elif not match:
-            case = (
-                " (names are case-sensitive)" if _SUBJECT_FILE.fullmatch(path.name.lower()) else ""
-            )
-            _skip(path, f"not named subject<id>.dat or subject<id>.dat.gz{case}")
-        else:
-            by_subject[int(match.group(1))].append(path)
-    recordings = []
-    for subject, paths in sorted(by_subject.items()):
-        if len(paths) > 1:
-            raise HarfusionError(
-                f"{' and '.join(map(str, paths))}: subject {subject} twice in {folder}; keep one"
-            )
-        if paths[0].name.removesuffix(".gz") != f"subject{subject}.dat":
-            raise HarfusionError(f"{paths[0]}: rename it subject{subject}.dat (no leading zeros)")
-        if subject > MAX_SUBJECT_ID:
-            raise HarfusionError(
-                f"{paths[0]}: subject id {subject} is too large (at most {MAX_SUBJECT_ID})"
-            )
-        recordings.append(Recording(paths[0], subject, session))
-    return recordings
-
-
-def find_recordings(raw_dir: str | Path, sessions: list[str]) -> list[Recording]:
-    """Every `<session>/subject<id>.dat[.gz]` directly under `raw_dir` for the sessions asked."""
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        raise HarfusionError(
-            f"data.raw_dir: {raw_dir} is not a directory; point it at the folder that holds "
-            "Protocol/ (and Optional/)"
-        )
-    recordings = [
-        recording
-        for session in sessions
-        if (raw_dir / session).is_dir()
-        for recording in _session_recordings(raw_dir / session, session)
-    ]
-    if not recordings:
-        wanted = ", ".join(f"{raw_dir}/{s}/*.dat" for s in sessions)
-        raise HarfusionError(f"data.raw_dir: no .dat files found ({wanted})")
-    order = {session: i for i, session in enumerate(sessions)}
-    return sorted(recordings, key=lambda r: (r.subject, order[r.session]))
-
-
-def fill_heart_rate(hr: np.ndarray, window: int) -> np.ndarray:
-    """Forward-fill, back-fill, then a centred rolling median over `window` samples."""
-    valid = ~np.isnan(hr)
-    if not valid.any():
-        return hr.copy()
-    # in place where it can be: predict fills ten hours (3.6 M rows) at a time
-    last_valid = np.where(valid, np.arange(hr.size), 0)
-    np.maximum.accumulate(last_valid, out=last_valid)
-    filled = hr[last_valid]
-    del last_valid
-    first = int(valid.argmax())
-    filled[:first] = hr[first]
+def fill_and_smooth(values: np.ndarray, fill: bool, window: int) -> np.ndarray:
+    """One channel of a slow sensor on the full-rate rows: forward-fill, back-fill (`fill`),
+    then a centred rolling median over `window` samples."""
+    valid = ~np.isnan(values)
+    if fill and not valid.any():
+        return values.copy()
+    filled = values
+    if fill:
+        # in place where it can be: predict fills ten hours (3.6 M rows) at a time
+        last_valid = np.where(valid, np.arange(values.size), 0)
+        np.maximum.accumulate(last_valid, out=last_valid)
+        filled = values[last_valid]
+        del last_valid
+        first = int(valid.argmax())
+        filled[:first] = values[first]
     if window > 1:  # a window beyond the recording medians the same rows (and costs memory)
-        filled = median_filter(filled, size=min(window, hr.size), mode="nearest")
-    return filled
+        filled = median_filter(filled, size=min(window, values.size), mode="nearest")
+    return filled if filled is not values else values.copy()
+
+
+def apply_preprocessing(data: RecordingData, description: Description) -> None:
+    """Each modality's `preprocess` on its channels of one recording, in place."""
+    index = {name: i for i, name in enumerate(data.channels)}
+    for modality, spec in description.modalities.items():
+        steps = spec.preprocess
+        if not steps.fill and steps.median_window == 1:
+            continue
+        for channel in description.modality_channels(modality):
+            column = index[channel]
+            data.values[:, column] = fill_and_smooth(
+                data.values[:, column], steps.fill, steps.median_window
+            )
 
 
 def _csv_bytes(
-    subject: int, sessions: pa.DictionaryArray, rows: np.ndarray, index: np.ndarray
+    subject: int, sessions: pa.DictionaryArray, rows: RecordingData, index: np.ndarray
 ) -> bytes:
     """The CSV of `rows[index]` (and their sessions), a column at a time."""
     columns: dict[str, pa.Array] = {
         "subject_id": pa.array(np.full(len(index), subject, dtype=np.int32)),
         "session": sessions.take(pa.array(index)),
-        "timestamp_s": pa.array(rows[index, 0]),
-        "activity_id": pa.array(rows[index, 1].astype(np.int32)),
+        "timestamp_s": pa.array(rows.timestamps[index]),
+        "activity_id": pa.array(rows.labels[index].astype(np.int32)),
     }
-    for column, name in enumerate(RAW_COLUMNS[2:], start=2):
-        columns[name] = pa.array(rows[index, column])
+    for column, name in enumerate(rows.channels):
+        columns[name] = pa.array(rows.values[index, column])
     buffer = io.BytesIO()
     pacsv.write_csv(pa.table(columns), buffer)
     return buffer.getvalue()
@@ -147,7 +101,7 @@ def _write_shard(
     out_dir: Path,
     subject: int,
     sessions: pa.DictionaryArray,
-    rows: np.ndarray,
+    rows: RecordingData,
     max_mb: float,
     activity: int,
     index: np.ndarray,
@@ -178,66 +132,94 @@ def _write_shard(
     return entries
 
 
-def _same_readings_at(first: np.ndarray, second: np.ndarray) -> float | None:
-    """The first instant at which two recordings hold identical IMU readings, if any.
+def _same_readings_at(
+    first: RecordingData, second: RecordingData, compared: list[int]
+) -> float | None:
+    """The first instant at which two recordings hold identical readings in the `compared`
+    channels (those no preprocessing fills), if any.
 
     Column by column over the shared timestamps, so independent recordings (whose clocks
     share instants but whose readings differ at once) cost one pass over one column.
     """
-    common, i, j = np.intersect1d(first[:, 0], second[:, 0], return_indices=True)
+    common, i, j = np.intersect1d(first.timestamps, second.timestamps, return_indices=True)
     equal = np.ones(len(common), dtype=bool)
-    for column in range(_FIRST_SENSOR, RAW_FIELDS):
-        a, b = first[i[equal], column], second[j[equal], column]
+    for column in compared:
+        a, b = first.values[i[equal], column], second.values[j[equal], column]
         keep = (a == b) | (np.isnan(a) & np.isnan(b))
         equal[np.flatnonzero(equal)[~keep]] = False
         if not equal.any():
             return None
-    # Rows where every IMU dropped out match trivially; they prove nothing.
-    sensed = ~np.isnan(first[i, _FIRST_SENSOR:]).all(axis=1)
+    # Rows where every sensor dropped out match trivially; they prove nothing.
+    sensed = ~np.isnan(first.values[i][:, compared]).all(axis=1)
     found = np.flatnonzero(equal & sensed)
     return float(common[found[0]]) if len(found) else None
 
 
+def _compared_channels(description: Description) -> list[int]:
+    """Positions of the channels of modalities preprocess leaves as read (a filled slow sensor
+    repeats its readings, which proves nothing); all channels if it fills every modality."""
+    filled = {
+        channel
+        for modality, spec in description.modalities.items()
+        if spec.preprocess.fill
+        for channel in description.modality_channels(modality)
+    }
+    kept = [i for i, name in enumerate(description.channels) if name not in filled]
+    return kept or list(range(len(description.channels)))
+
+
 def _load_subject(
-    recordings: list[Recording], sessions: list[str], hr_median_window: int
-) -> tuple[np.ndarray, pa.DictionaryArray]:
-    """A subject's rows, recordings concatenated (column-major, as `read_dat` returns them),
-    heart rate filled per recording, and each row's session."""
-    rows, session_codes = [], []
+    recordings: list[Recording], sessions: list[str], description: Description
+) -> tuple[RecordingData, pa.DictionaryArray]:
+    """A subject's rows, recordings concatenated (values column-major, as `read_recording`
+    returns them), preprocessed per recording, and each row's session."""
+    rows: list[RecordingData] = []
+    session_codes = []
+    compared = _compared_channels(description)
     for number, recording in enumerate(recordings):
-        values = read_dat(recording.path)
-        for earlier, earlier_values in zip(recordings[:number], rows, strict=True):
-            instant = _same_readings_at(earlier_values, values)
+        data = read_recording(recording.path, description)
+        for earlier, earlier_data in zip(recordings[:number], rows, strict=True):
+            instant = _same_readings_at(earlier_data, data, compared)
             if instant is not None:
                 raise HarfusionError(
                     f"{earlier.path} and {recording.path}: both hold subject "
                     f"{recording.subject}'s readings at {instant:g} s (one copied from the "
                     "other?); keep one"
                 )
-        values[:, _HR] = fill_heart_rate(values[:, _HR], hr_median_window)
-        rows.append(values)
+        apply_preprocessing(data, description)
+        rows.append(data)
         code = sessions.index(recording.session)
-        session_codes.append(np.full(len(values), code, dtype=np.int8))
-    all_rows = rows[0] if len(rows) == 1 else np.concatenate(rows)
-    return all_rows, pa.DictionaryArray.from_arrays(
-        np.concatenate(session_codes), pa.array(sessions)
-    )
+        session_codes.append(np.full(len(data.labels), code, dtype=np.int8))
+    merged = rows[0]
+    if len(rows) > 1:
+        merged = RecordingData(
+            np.concatenate([r.timestamps for r in rows]),
+            np.concatenate([r.labels for r in rows]),
+            np.asfortranarray(np.concatenate([r.values for r in rows])),
+            merged.channels,
+        )
+    return merged, pa.DictionaryArray.from_arrays(np.concatenate(session_codes), pa.array(sessions))
 
 
-def _activity_runs(rows: np.ndarray) -> dict[int, np.ndarray]:
-    """Row indexes grouped by activity, recording order kept, transients left out: the writer
-    gathers each column once, with no row-major copy of the subject."""
-    activities = rows[:, _ACTIVITY].astype(int)
-    labelled = np.flatnonzero(activities != TRANSIENT_ACTIVITY)
-    order = labelled[np.argsort(activities[labelled], kind="stable")]
-    found, starts = np.unique(activities[order], return_index=True)
+def _activity_runs(labels: np.ndarray, ignore: frozenset[int]) -> dict[int, np.ndarray]:
+    """Row indexes grouped by activity, recording order kept, ignored labels (transients, the
+    null class) left out: the writer gathers each column once, with no row-major copy of the
+    subject."""
+    labelled = np.flatnonzero(~np.isin(labels, list(ignore)))
+    order = labelled[np.argsort(labels[labelled], kind="stable")]
+    found, starts = np.unique(labels[order], return_index=True)
     bounds = pairwise([*starts, len(order)])
     return {int(activity): order[a:b] for activity, (a, b) in zip(found, bounds, strict=True)}
 
 
-def preprocess(raw_dir: str | Path, out_dir: str | Path, params: PreprocessParams) -> list[dict]:
-    """Write the shards and `shards.json` (path, subject, activity, rows) into `out_dir`."""
-    recordings = find_recordings(raw_dir, params.sessions)
+def preprocess(
+    raw_dir: str | Path, out_dir: str | Path, params: PreprocessParams, description: Description
+) -> list[dict]:
+    """Write the shards, `shards.json` (path, subject, activity, rows) and `dataset.json` (the
+    description) into `out_dir`."""
+    recordings = find_recordings(raw_dir, description, params.sessions)
+    sessions = list(params.sessions or description.files.sessions or [NO_SESSION])
+    ignore = frozenset(description.labels.ignore)
     by_subject: dict[int, list[Recording]] = defaultdict(list)
     for recording in recordings:
         by_subject[recording.subject].append(recording)
@@ -248,36 +230,43 @@ def preprocess(raw_dir: str | Path, out_dir: str | Path, params: PreprocessParam
     with atomic_path(out_dir) as tmp, ThreadPoolExecutor(usable_cores()) as pool:
         tmp.mkdir()
         subjects = sorted(by_subject.items())
-        load = partial(
-            _load_subject, sessions=params.sessions, hr_median_window=params.hr_median_window
-        )
+        load = partial(_load_subject, sessions=sessions, description=description)
         loading = pool.submit(load, subjects[0][1])
         for position, (subject, _) in enumerate(tqdm(subjects, desc="preprocess", unit="subject")):
             rows, row_sessions = loading.result()
             if position + 1 < len(subjects):
                 loading = pool.submit(load, subjects[position + 1][1])
-            runs = _activity_runs(rows)
+            runs = _activity_runs(rows.labels, ignore)
             if not runs:
+                ignored = ", ".join(f"{i} {name}" for i, name in description.labels.ignore.items())
                 print(
-                    f"preprocess: warning: subject {subject} has no labelled rows (activity 0 "
+                    f"preprocess: warning: subject {subject} has no labelled rows ({ignored} "
                     "only) and contributes nothing",
                     file=sys.stderr,
                 )
             write = partial(_write_shard, tmp, subject, row_sessions, rows, params.max_shard_mb)
             shards += chain.from_iterable(pool.map(write, runs.keys(), runs.values()))
         if not shards:
-            raise HarfusionError(f"data.raw_dir: {raw_dir} holds no rows with a non-zero activity")
+            raise HarfusionError(
+                f"data.raw_dir: {raw_dir} holds no rows of an activity (only "
+                f"{', '.join(description.labels.ignore.values()) or 'none'})"
+            )
         (tmp / SHARD_INDEX).write_text(json.dumps(shards, indent=1))
+        write_dataset(description, tmp)
     return shards
 
 
-def read_shard_csv(path: str | Path) -> pa.Table:
-    """Read one processed shard, checking it has the 56-field aligned header."""
+def read_shard_csv(path: str | Path, description: Description) -> pa.Table:
+    """Read one processed shard, checking its header is the description's processed columns."""
     path = Path(path)
     try:
         table = pacsv.read_csv(path)
     except (pa.ArrowInvalid, FileNotFoundError) as exc:
         raise HarfusionError(f"{path}: cannot read shard ({exc})") from None
-    if tuple(table.column_names) != PROCESSED_COLUMNS:
-        raise HarfusionError(f"{path}: header is not the {len(PROCESSED_COLUMNS)}-field layout")
+    expected = description.processed_columns
+    if tuple(table.column_names) != expected:
+        raise HarfusionError(
+            f"{path}: header is not the {len(expected)}-field layout of {description.name} "
+            f"({', '.join(expected[:6])}, ...)"
+        )
     return table

@@ -6,19 +6,18 @@ the window marks that modality absent, exactly as modality dropout does (mask en
 features zeroed by `models.masking.apply_mask`), which is what the model was trained to handle.
 
 A sample of a modality is missing when every one of its columns is NaN: the sensor sent
-nothing (PAMAP2's dropped IMU packets blank the whole 17-column block). A modality is absent
+nothing (a dropped packet blanks the whole block of an IMU's columns). A modality is absent
 from a window when more than `MAX_MISSING` of the window's samples are missing. A few dropped
 packets stay zeros in an otherwise real window; more than half missing is no reading of it.
-Heart rate is forward-filled by preprocess, so it is absent only where a recording has none.
+A modality that preprocess fills (a slow sensor, such as heart rate) is absent only where a
+recording has none of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
-
-from harfusion.data.pamap2 import IMU_CHANNEL_GROUPS, MODALITIES, modality_columns
 
 MAX_MISSING = 0.5  # a modality with more than half of a window's samples missing is absent
 
@@ -33,16 +32,17 @@ def too_sparse(missing: np.ndarray, length: int) -> np.ndarray:
     return missing > MAX_MISSING * length
 
 
-def missing_by_modality(features: np.ndarray, columns: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per modality with columns in `columns` (the names of `features`' columns), bool [rows]:
-    the rows in which its sensor sent nothing. Rows can be counted a block at a time (predict
-    streams a long recording) and the windows judged afterwards (`absent_windows`)."""
+def missing_by_modality(
+    features: np.ndarray, columns: Sequence[str], modalities: Mapping[str, Sequence[str]]
+) -> dict[str, np.ndarray]:
+    """Per modality of `modalities` (name → all its channels) with columns in `columns` (the
+    names of `features`' columns), bool [rows]: the rows in which its sensor sent nothing. Rows
+    can be counted a block at a time (predict streams a long recording) and the windows judged
+    afterwards (`absent_windows`)."""
     index = {name: i for i, name in enumerate(columns)}
     missing = {}
-    for modality in MODALITIES:
-        own = [
-            index[c] for c in modality_columns(modality, tuple(IMU_CHANNEL_GROUPS)) if c in index
-        ]
+    for modality, channels in modalities.items():
+        own = [index[c] for c in channels if c in index]
         if own:
             missing[modality] = missing_samples(features, own)
     return missing
@@ -56,11 +56,15 @@ def absent_windows(missing: np.ndarray, starts: np.ndarray, length: int) -> np.n
 
 
 def absent_modalities(
-    features: np.ndarray, columns: Sequence[str], starts: np.ndarray, length: int
+    features: np.ndarray,
+    columns: Sequence[str],
+    modalities: Mapping[str, Sequence[str]],
+    starts: np.ndarray,
+    length: int,
 ) -> dict[str, np.ndarray]:
-    """Per modality with columns in `columns`, bool [windows]: the windows starting at `starts`,
-    `length` rows each, that lack it."""
+    """Per modality of `modalities` with columns in `columns`, bool [windows]: the windows
+    starting at `starts`, `length` rows each, that lack it."""
     return {
         modality: absent_windows(rows, starts, length)
-        for modality, rows in missing_by_modality(features, columns).items()
+        for modality, rows in missing_by_modality(features, columns, modalities).items()
     }

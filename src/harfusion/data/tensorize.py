@@ -1,9 +1,11 @@
 """Turn CSV shards into tensor shards, per-split window indexes and train-only normalisation.
 
-Windows never cross a shard (so never a split), a session (Protocol and Optional are two
+Windows never cross a shard (so never a split), a session (two session folders are two
 recordings, even when one's clock happens to continue the other's) or a gap in the timestamps
 (`windows`): a model never sees two recordings glued together. A subject that yields no window
-is named with the reason (too short, repeated timestamps, a clock that is not 100 Hz seconds).
+is named with the reason (too short, repeated timestamps, a clock that is not seconds at the
+dataset's rate). The dataset description the shards were made with (`dataset.json`) is carried
+along for the stages after this one.
 Windows in which a modality's sensor sent (almost) nothing are listed per split in the manifest,
 so the dataset masks that modality there (`presence`), and counted per subject and activity.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,13 +24,13 @@ import torch
 from tqdm import tqdm
 
 from harfusion.atomic import atomic_path
-from harfusion.data.pamap2 import SENSOR_COLUMNS, activity_name
+from harfusion.data.description import Description, read_dataset
 from harfusion.data.preprocess import read_shard_csv
 from harfusion.data.presence import MAX_MISSING, absent_modalities
 from harfusion.data.splits import SPLITS
 from harfusion.data.windows import no_window_reason, window_starts
 from harfusion.errors import HarfusionError
-from harfusion.layout import MANIFEST, NORM_STATS
+from harfusion.layout import DATASET, MANIFEST, NORM_STATS
 
 _PART = re.compile(r"_part\d+$")
 
@@ -63,22 +66,22 @@ def _shard_parts(entries: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
 
 
 def _read_parts(
-    parts: list[tuple[str, int]], split_file: Path
+    parts: list[tuple[str, int]], split_file: Path, description: Description
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
     """One shard's features (float64), timestamps, sessions, activity and subject, from its
     part files."""
     features, timestamps, sessions = [], [], []
     known: dict[str, int] = {}
     for csv_path, rows in parts:
-        table = read_shard_csv(csv_path)
+        table = read_shard_csv(csv_path, description)
         if table.num_rows != rows:
             raise HarfusionError(
                 f"{split_file}: {csv_path} has {table.num_rows} rows, the split file says {rows}"
             )
         values = np.column_stack(
-            [table.column(c).to_numpy(zero_copy_only=False) for c in SENSOR_COLUMNS]
+            [table.column(c).to_numpy(zero_copy_only=False) for c in description.channels]
         ).astype(np.float64)
-        _float32(values, csv_path)
+        _float32(values, csv_path, description.channels)
         features.append(values)
         timestamps.append(table.column("timestamp_s").to_numpy())
         sessions.append(_session_codes(table.column("session"), known))
@@ -101,10 +104,12 @@ def _session_codes(column: pa.ChunkedArray, known: dict[str, int]) -> np.ndarray
     return np.asarray(numbers, dtype=np.int64)[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
-def _warn_untrained(manifest: dict, classes: list[int], chunk_size: int) -> None:
+def _warn_untrained(
+    manifest: dict, classes: list[int], chunk_size: int, description: Description
+) -> None:
     """A class with no training window is one the model cannot learn, yet it is scored."""
     trained = {manifest["shards"][shard]["activity"] for shard, _ in manifest["windows"]["train"]}
-    untrained = [f"{activity_name(a)} ({a})" for a in classes if a not in trained]
+    untrained = [f"{description.activity_name(a)} ({a})" for a in classes if a not in trained]
     if untrained:
         print(
             f"tensorize: warning: no training window at chunk_size={chunk_size} for "
@@ -114,13 +119,13 @@ def _warn_untrained(manifest: dict, classes: list[int], chunk_size: int) -> None
         )
 
 
-def _float32(features: np.ndarray, csv_path: str) -> np.ndarray:
+def _float32(features: np.ndarray, csv_path: str, columns: tuple[str, ...]) -> np.ndarray:
     """The features as stored; a value beyond float32's range would become inf there."""
     with np.errstate(over="ignore"):
         narrow = features.astype(np.float32)
     infinite = np.isinf(narrow).any(axis=0)
     if infinite.any():
-        column = SENSOR_COLUMNS[int(np.argmax(infinite))]
+        column = columns[int(np.argmax(infinite))]
         raise HarfusionError(
             f"{csv_path}: {column}: infinite or beyond float32's range; rerun preprocess, "
             "which rejects values no sensor produces"
@@ -128,25 +133,25 @@ def _float32(features: np.ndarray, csv_path: str) -> np.ndarray:
     return narrow
 
 
-def _check_finite_stats(mean: np.ndarray, std: np.ndarray) -> None:
+def _check_finite_stats(mean: np.ndarray, std: np.ndarray, columns: tuple[str, ...]) -> None:
     """A NaN or inf statistic would silently zero its channel in every split: refuse it."""
     bad = ~(np.isfinite(mean) & np.isfinite(std))
     if bad.any():
         column = int(np.argmax(bad))
         raise HarfusionError(
-            f"{NORM_STATS}: {SENSOR_COLUMNS[column]}: train mean {mean[column]:g}, std "
+            f"{NORM_STATS}: {columns[column]}: train mean {mean[column]:g}, std "
             f"{std[column]:g} are not finite (values too large to square in float64?)"
         )
 
 
-def _warn_absent(counts: list[dict]) -> None:
+def _warn_absent(counts: list[dict], description: Description) -> None:
     """One line per modality: which subjects' activities lack it in how many windows."""
     for modality in sorted({row["modality"] for row in counts}):
         rows = [row for row in counts if row["modality"] == modality]
         by_subject: dict[int, list[str]] = {}
         for row in rows:
             by_subject.setdefault(row["subject"], []).append(
-                f"{activity_name(row['activity'])} {row['windows']}/{row['of']}"
+                f"{description.activity_name(row['activity'])} {row['windows']}/{row['of']}"
             )
         listed = "; ".join(
             f"subject {subject} ({', '.join(activities)})"
@@ -191,17 +196,20 @@ def tensorize(
     train_stride: int | None = None,
 ) -> dict:
     """Write `<shard>.pt`, `manifest.json` (classes, windows per split, windows lacking a
-    modality) and `norm_stats.json`.
+    modality), `norm_stats.json` and, as preprocess wrote it, `dataset.json`.
 
     `train_stride` (default `stride`) spaces the train split's windows only: overlapping
     training windows add examples at no labelling cost, while validation and test keep the
     evaluation stride so their scores stay comparable across settings.
     """
+    description = read_dataset(processed_dir)
+    columns, rate = description.channels, description.sampling_rate_hz
+    modalities = {m: description.modality_channels(m) for m in description.modalities}
     strides = {split: stride for split in SPLITS} | {"train": train_stride or stride}
     listed = {split: read_split_file(splits_dir / f"{split}.txt") for split in SPLITS}
     total = sum(len(entries) for entries in listed.values())
     manifest: dict = {
-        "columns": list(SENSOR_COLUMNS),
+        "columns": list(columns),
         "chunk_size": chunk_size,
         "stride": stride,
         "train_stride": strides["train"],
@@ -212,9 +220,9 @@ def tensorize(
         # per subject, activity, split and modality: windows lacking it, of how many
         "absent_windows": [],
     }
-    sums = np.zeros(len(SENSOR_COLUMNS))
-    squares = np.zeros(len(SENSOR_COLUMNS))
-    counts = np.zeros(len(SENSOR_COLUMNS))
+    sums = np.zeros(len(columns))
+    squares = np.zeros(len(columns))
+    counts = np.zeros(len(columns))
     activities: set[int] = set()
     # per subject, (rows, why, split) of each shard without a window; subjects with a window
     reasons: dict[int, list[tuple[int, str, str]]] = {}
@@ -225,7 +233,7 @@ def tensorize(
             absent: dict[str, list[int]] = {}
             for parts in _shard_parts(entries):
                 features, timestamps, sessions, activity, subject = _read_parts(
-                    parts, splits_dir / f"{split}.txt"
+                    parts, splits_dir / f"{split}.txt", description
                 )
                 rows = len(timestamps)
                 activities.add(activity)
@@ -251,15 +259,15 @@ def tensorize(
                         "split": split,
                     }
                 )
-                starts = window_starts(timestamps, chunk_size, strides[split], sessions)
+                starts = window_starts(timestamps, rate, chunk_size, strides[split], sessions)
                 if len(starts):
                     windowed.add(subject)
                 else:
-                    why = no_window_reason(timestamps, sessions, chunk_size)
+                    why = no_window_reason(timestamps, rate, sessions, chunk_size)
                     reasons.setdefault(subject, []).append((rows, why, split))
                 where = {"subject": subject, "activity": activity, "split": split}
                 for modality, flags in absent_modalities(
-                    features, SENSOR_COLUMNS, starts, chunk_size
+                    features, columns, modalities, starts, chunk_size
                 ).items():
                     if flags.any():
                         found = len(windows) + np.flatnonzero(flags)
@@ -281,23 +289,24 @@ def tensorize(
         if empty:
             raise _no_window_error(chunk_size, empty, reasons)
         _warn_windowless(reasons, windowed)
-        _warn_absent(manifest["absent_windows"])
+        _warn_absent(manifest["absent_windows"], description)
         classes = sorted(activities)
-        _warn_untrained(manifest, classes, chunk_size)
+        _warn_untrained(manifest, classes, chunk_size, description)
         manifest["classes"] = classes
-        manifest["class_names"] = [activity_name(a) for a in classes]
+        manifest["class_names"] = [description.activity_name(a) for a in classes]
         mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
         variance = np.divide(squares, counts, out=np.ones_like(sums), where=counts > 0) - mean**2
         std = np.sqrt(np.clip(variance, 0, None))
         std[std < 1e-6] = 1.0
-        _check_finite_stats(mean, std)
+        _check_finite_stats(mean, std, columns)
         stats = {
             "fit_on": "train",
-            "columns": list(SENSOR_COLUMNS),
+            "columns": list(columns),
             "mean": mean.tolist(),
             "std": std.tolist(),
             "count": counts.astype(int).tolist(),
         }
         (tmp / NORM_STATS).write_text(json.dumps(stats, indent=1))
         (tmp / MANIFEST).write_text(json.dumps(manifest))
+        shutil.copyfile(Path(processed_dir) / DATASET, tmp / DATASET)
     return manifest

@@ -12,8 +12,6 @@ from itertools import pairwise
 
 import numpy as np
 
-from harfusion.data.pamap2 import SAMPLE_RATE_HZ
-
 GAP_FACTOR = 1.5  # a step longer than 1.5 sample periods starts a new segment
 
 
@@ -30,28 +28,34 @@ class WindowSpec:
     rate_hz: float | None = None  # measured from the timestamps; None: not measured
 
 
-def breaks(steps: np.ndarray) -> np.ndarray:
-    """bool per step between two rows: whether a window may not span it (a gap, or a repeated
-    or backward timestamp)."""
-    return (steps <= 0) | (steps > GAP_FACTOR / SAMPLE_RATE_HZ)
+def breaks(steps: np.ndarray, rate_hz: float) -> np.ndarray:
+    """bool per step between two rows sampled at `rate_hz`: whether a window may not span it (a
+    gap, or a repeated or backward timestamp)."""
+    return (steps <= 0) | (steps > GAP_FACTOR / rate_hz)
 
 
-def segments(timestamps: np.ndarray, sessions: np.ndarray | None = None) -> np.ndarray:
+def segments(
+    timestamps: np.ndarray, rate_hz: float, sessions: np.ndarray | None = None
+) -> np.ndarray:
     """Bounds of the runs of rows with no gap, no repeated or backward timestamp and no change
     of session: [0, b1, ..., rows]."""
-    cut = breaks(np.diff(timestamps))
+    cut = breaks(np.diff(timestamps), rate_hz)
     if sessions is not None:
         cut |= sessions[1:] != sessions[:-1]
     return np.concatenate([[0], np.flatnonzero(cut) + 1, [len(timestamps)]])
 
 
 def window_starts(
-    timestamps: np.ndarray, chunk_size: int, stride: int, sessions: np.ndarray | None = None
+    timestamps: np.ndarray,
+    rate_hz: float,
+    chunk_size: int,
+    stride: int,
+    sessions: np.ndarray | None = None,
 ) -> np.ndarray:
     """Start rows of every full window that lies inside one gap-free segment of one session."""
     starts = [
         np.arange(begin, end - chunk_size + 1, stride)
-        for begin, end in pairwise(segments(timestamps, sessions))
+        for begin, end in pairwise(segments(timestamps, rate_hz, sessions))
         if end - begin >= chunk_size
     ]
     return np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
@@ -64,7 +68,9 @@ def sample_period(timestamps: np.ndarray) -> float | None:
     return float(np.median(steps)) if len(steps) else None
 
 
-def no_window_reason(timestamps: np.ndarray, sessions: np.ndarray | None, chunk_size: int) -> str:
+def no_window_reason(
+    timestamps: np.ndarray, rate_hz: float, sessions: np.ndarray | None, chunk_size: int
+) -> str:
     """Why rows with these timestamps hold no window of `chunk_size`, measured from the clock."""
     rows = len(timestamps)
     if rows < chunk_size:
@@ -77,7 +83,7 @@ def no_window_reason(timestamps: np.ndarray, sessions: np.ndarray | None, chunk_
             f"{repeated} of {rows} rows repeat or precede the previous row's timestamp "
             "(duplicated rows, or a clock that does not advance)"
         )
-    if period > GAP_FACTOR / SAMPLE_RATE_HZ:
+    if period > GAP_FACTOR / rate_hz:
         unit = (
             "; a millisecond clock? timestamps must be seconds"
             if period >= 1
@@ -85,9 +91,9 @@ def no_window_reason(timestamps: np.ndarray, sessions: np.ndarray | None, chunk_
         )
         return (
             f"timestamps advance {period:.3g} per row{unit}; windows need rows "
-            f"{1 / SAMPLE_RATE_HZ:g} s apart ({SAMPLE_RATE_HZ:g} Hz): resample the recording"
+            f"{1 / rate_hz:g} s apart ({rate_hz:g} Hz): resample the recording"
         )
-    longest = int(np.diff(segments(timestamps, sessions)).max())
+    longest = int(np.diff(segments(timestamps, rate_hz, sessions)).max())
     return (
         f"its longest run without a gap, repeated timestamp or change of session is {longest} "
         f"rows, fewer than chunk_size={chunk_size}"

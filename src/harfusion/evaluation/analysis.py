@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from harfusion import layout
@@ -29,7 +30,14 @@ def read_epochs(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(table)]
 
 
-def analyze(eval_dir: Path, train_dir: Path, baseline_dir: Path, out_dir: Path) -> list[Path]:
+def analyze(
+    eval_dir: Path,
+    train_dir: Path,
+    baseline_dir: Path,
+    out_dir: Path,
+    modality_labels: Mapping[str, str],
+) -> list[Path]:
+    """The figures of one run; `modality_labels`: how its dataset names each modality."""
     scores = json.loads((eval_dir / layout.SCORES).read_text())
     missing = json.loads((eval_dir / layout.MISSING_MODALITY).read_text())
     full = max(missing, key=lambda key: len(missing[key]["modalities"]))
@@ -43,7 +51,7 @@ def analyze(eval_dir: Path, train_dir: Path, baseline_dir: Path, out_dir: Path) 
     names = dict(zip(keys, layout.ANALYSIS_PLOTS, strict=True))
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        missing_modality_bars(missing, full, tmp / names["missing"])
+        missing_modality_bars(missing, full, modality_labels, tmp / names["missing"])
         per_class_f1_bars(scores["per_class_f1"], tmp / names["per_class"])
         calibration_change_bars(scores, tmp / names["calibration"])
         training_curves(

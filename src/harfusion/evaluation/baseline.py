@@ -1,7 +1,8 @@
 """The classical baseline: a scikit-learn forest on statistics of exactly the deep model's windows.
 
-A random forest on window statistics is what a PAMAP2 researcher tries first, and on people it
-has never seen it beat the fusion models; a deep result means little without it beside it. The
+A random forest on window statistics is what an activity-recognition researcher tries first,
+and on people it has never seen it beat the fusion models; a deep result means little without
+it beside it. The
 windows, splits, channels, modalities and class list come from the same loaders the deep model
 trains on (normalised as it sees them: every feature below is unchanged by a per-channel scale
 and shift up to a monotone map, which is all a tree looks at).
@@ -10,6 +11,7 @@ and shift up to a monotone map, which is all a tree looks at).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from torch import Tensor
 from harfusion import layout
 from harfusion.atomic import atomic_path
 from harfusion.data.loaders import SplitLoaders
-from harfusion.data.pamap2 import SAMPLE_RATE_HZ, modality_columns
+from harfusion.errors import HarfusionError
 from harfusion.evaluation.calibration import brier_score, expected_calibration_error
 from harfusion.evaluation.metrics import classification_metrics
 from harfusion.params import BaselineParams, Params
@@ -38,25 +40,17 @@ CHANNEL_STATISTICS = (
     "dominant_hz",
     "dominant_power",
 )
-ACC_AXES = ("acc16", "acc6")  # the first group present gives an IMU's axis correlations
 PROBABILITY_FLOOR = 1e-12  # a forest gives hard zeros; NLL of a zero is infinite
 
 
-def feature_names(columns: list[str]) -> list[str]:
+def feature_names(columns: list[str], vectors: Sequence[Sequence[str]] = ()) -> list[str]:
     names = [f"{column}:{stat}" for column in columns for stat in CHANNEL_STATISTICS]
-    return names + [f"{a}~{b}:corr" for a, b in _axis_pairs(columns)]
+    return names + [f"{a}~{b}:corr" for a, b in _axis_pairs(vectors)]
 
 
-def _axis_pairs(columns: list[str]) -> list[tuple[str, str]]:
-    """Per IMU, the pairs of its acceleration axes (±16 g preferred)."""
-    pairs = []
-    for imu in ("hand", "chest", "ankle"):
-        for group in ACC_AXES:
-            axes = [f"{imu}_{group}_{axis}" for axis in "xyz"]
-            if all(axis in columns for axis in axes):
-                pairs += [(axes[0], axes[1]), (axes[0], axes[2]), (axes[1], axes[2])]
-                break
-    return pairs
+def _axis_pairs(vectors: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
+    """The pairs of each acceleration vector's axes x, y, z."""
+    return [(x, y) for x, y, z in vectors for x, y in ((x, y), (x, z), (y, z))]
 
 
 def _quantiles(ordered: np.ndarray, levels: tuple[float, ...]) -> list[np.ndarray]:
@@ -72,8 +66,15 @@ def _quantiles(ordered: np.ndarray, levels: tuple[float, ...]) -> list[np.ndarra
     return result
 
 
-def window_features(windows: np.ndarray, columns: list[str]) -> np.ndarray:
-    """[N, T, C] windows → [N, F] features in `feature_names(columns)` order, float64. Computed in
+def window_features(
+    windows: np.ndarray,
+    columns: list[str],
+    rate_hz: float,
+    vectors: Sequence[Sequence[str]] = (),
+) -> np.ndarray:
+    """[N, T, C] windows sampled at `rate_hz` → [N, F] features in `feature_names(columns,
+    vectors)` order, float64; `vectors`: the x, y, z columns of each acceleration vector among
+    `columns`, whose axis correlations are features. Computed in
     float32 on one contiguous [N, C, T] copy, the windows' own precision: the sort, the FFT and
     the copies are memory-bound and take about half the time they took in float64."""
     x = np.ascontiguousarray(np.asarray(windows, dtype=np.float32).transpose(0, 2, 1))
@@ -93,44 +94,56 @@ def window_features(windows: np.ndarray, columns: list[str]) -> np.ndarray:
             p10,
             p90,
             np.abs(np.diff(x, axis=-1)).mean(axis=-1),
-            (peak + 1) * SAMPLE_RATE_HZ / steps,
+            (peak + 1) * rate_hz / steps,
             np.take_along_axis(power, peak[..., None], axis=-1)[..., 0],
         ],
         axis=-1,
         dtype=np.float64,
     ).reshape(len(x), -1)  # channel-major, like feature_names
-    return np.column_stack([per_channel, *_correlations(x, columns)])
+    return np.column_stack([per_channel, *_correlations(x, columns, vectors)])
 
 
-def _correlations(x: np.ndarray, columns: list[str]) -> list[np.ndarray]:
-    """Pearson correlation of each IMU's acceleration axis pairs, in float64 (a difference of
+def _correlations(
+    x: np.ndarray, columns: list[str], vectors: Sequence[Sequence[str]]
+) -> list[np.ndarray]:
+    """Pearson correlation of the acceleration axis pairs, in float64 (a difference of
     near-equal sums would lose float32's few digits)."""
     index = {column: i for i, column in enumerate(columns)}
-    axes = sorted({index[axis] for pair in _axis_pairs(columns) for axis in pair})
-    centred = {i: x[:, i].astype(np.float64) for i in axes}
+    picked = sorted({index[axis] for pair in _axis_pairs(vectors) for axis in pair})
+    centred = {i: x[:, i].astype(np.float64) for i in picked}
     for axis in centred.values():
         axis -= axis.mean(axis=-1, keepdims=True)
     scale = {i: np.sqrt((axis**2).sum(axis=-1)) for i, axis in centred.items()}
     return [
         (centred[index[a]] * centred[index[b]]).sum(axis=-1)
         / np.maximum(scale[index[a]] * scale[index[b]], 1e-12)
-        for a, b in _axis_pairs(columns)
+        for a, b in _axis_pairs(vectors)
     ]
 
 
 def split_features(data: SplitLoaders, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Features and labels of every window of `split`, batch by batch (memory stays flat), one
     modality at a time (joining the modalities first copied every window once more)."""
-    groups = data.params.dataset.channel_groups
-    columns = {m: modality_columns(m, groups) for m in data.params.modalities}
+    description = data.description
+    if description is None:
+        raise HarfusionError(
+            f"{data.tensor_dir}: the baseline needs the dataset description beside the windows "
+            "(its sampling rate and acceleration axes); rerun `dvc repro tensorize`"
+        )
+    columns = data.inputs.channel_names
+    rate = description.sampling_rate_hz
+    axes = {m: description.acceleration_axes(m, data.inputs.groups[m]) for m in columns}
+    vectors = {m: [axes[m]] if axes[m] else [] for m in columns}
     features, labels = [], []
     for batch in data.loader(split):
         inputs = batch["inputs"]
         features.append(
-            np.hstack([window_features(inputs[m].numpy(), columns[m]) for m in columns])
+            np.hstack(
+                [window_features(inputs[m].numpy(), columns[m], rate, vectors[m]) for m in columns]
+            )
         )
         labels.append(batch["label"].numpy())
-    names = [name for m in columns for name in feature_names(columns[m])]
+    names = [name for m in columns for name in feature_names(columns[m], vectors[m])]
     return np.concatenate(features), np.concatenate(labels), names
 
 

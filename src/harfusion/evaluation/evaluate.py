@@ -32,7 +32,7 @@ from harfusion.models.calibrator import calibrated
 from harfusion.models.fusion import FusionModel
 from harfusion.models.masking import nonempty_subsets, subset_mask
 from harfusion.models.model_card import check_fits
-from harfusion.models.model_file import load_model
+from harfusion.models.model_file import load_model, modality_labels, trained_inputs
 from harfusion.params import Params
 from harfusion.threads import configure_threads
 
@@ -255,7 +255,7 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
     predictor, saved = load_model(path)
     model = predictor.ensemble
     class_names: list[str] = saved["class_names"]
-    data = SplitLoaders(tensor_dir, as_trained(params, saved))
+    data = SplitLoaders(tensor_dir, params, inputs=trained_inputs(saved))
     test_loader, val_loader = data.loader("test"), data.loader("val")
     for split in ("val", "test"):
         check_fits(saved, path, data.splits[split].spec)
@@ -302,6 +302,7 @@ def evaluate(params: Params, tensor_dir: Path, models_dir: Path, out_dir: Path) 
         reliability_diagram(reliability, temperature, tmp / layout.CALIBRATION_PLOT)
         attention_figure(
             list(model.modalities),
+            modality_labels(saved),
             class_names,
             attention,
             per_class,
@@ -332,15 +333,6 @@ def predictions_csv(splits: dict[str, Predictions], class_names: list[str]) -> s
             values = ",".join(f"{value:.9g}" for value in logits)
             lines.append(f"{split},{class_names[label]},{class_names[best]},{values}")
     return "\n".join(lines) + "\n"
-
-
-def as_trained(params: Params, saved: dict) -> Params:
-    """`params` reading the windows as the model in `saved` was trained to: its modalities (in
-    mask order) and channel groups."""
-    dataset = params.dataset.model_copy(
-        update={"channel_groups": saved["preprocessing"]["channel_groups"]}
-    )
-    return params.model_copy(update={"modalities": saved["modalities"], "dataset": dataset})
 
 
 def _write_json(path: Path, payload: dict) -> None:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-
-from harfusion.data.pamap2 import MODALITY_LABELS
-
-
-def _label(modality: str) -> str:
-    return MODALITY_LABELS.get(modality, modality)
 
 
 def _save(figure: Figure, path: Path) -> None:
@@ -82,6 +77,7 @@ def _heatmap(axis, values: np.ndarray, rows: list[str], columns: list[str], titl
 
 def attention_figure(
     modalities: list[str],
+    modality_labels: Mapping[str, str],
     class_names: list[str],
     attention: np.ndarray | None,
     per_class: np.ndarray,
@@ -90,7 +86,7 @@ def attention_figure(
 ) -> None:
     """Hybrid: mean cross-modal attention and per-activity modality weights. Otherwise: why there
     is no attention, and each modality's own confidence per activity instead."""
-    labels = [_label(m) for m in modalities]
+    labels = [modality_labels.get(m, m) for m in modalities]
     if attention is not None:
         figure, axes = plt.subplots(1, 2, figsize=(13, max(5, 0.35 * len(class_names) + 2)))
         _heatmap(
@@ -126,10 +122,12 @@ def attention_figure(
     _save(figure, path)
 
 
-def missing_modality_bars(results: dict, full_key: str, path: Path) -> None:
+def missing_modality_bars(
+    results: dict, full_key: str, modality_labels: Mapping[str, str], path: Path
+) -> None:
     """Macro F1 per modality subset, sorted, with the all-modalities result as a line."""
     ordered = sorted(results.items(), key=lambda item: item[1]["f1_macro"])
-    names = [" + ".join(_label(m) for m in r["modalities"]) for _, r in ordered]
+    names = [" + ".join(modality_labels.get(m, m) for m in r["modalities"]) for _, r in ordered]
     scores = [r["f1_macro"] for _, r in ordered]
     figure, axis = plt.subplots(figsize=(9, 0.4 * len(names) + 1.8))
     colours = ["tab:orange" if key == full_key else "tab:blue" for key, _ in ordered]

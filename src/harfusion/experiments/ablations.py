@@ -2,7 +2,9 @@
 
 A configuration is a name plus `-S` overrides on top of params.yaml. With several seeds it becomes
 one experiment per seed, named `<config>-s<seed>`, so the comparison can map every experiment back
-to its configuration from the name alone.
+to its configuration from the name alone. A group may name no modality and ask for one
+configuration per modality of the dataset instead (`per_modality`): `single-imu_hand` on PAMAP2,
+`single-ecg` on MHEALTH.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from harfusion.data.description import load_description
 from harfusion.errors import HarfusionError
 from harfusion.params import Params, describe, load_params
 
@@ -31,7 +34,25 @@ class Group(BaseModel):
     axis: str
     reference: str | None = None  # a configuration of another group, shown in this group's figure
     missing_modality: bool = False
-    configs: dict[str, dict[str, Any]] = Field(min_length=1)
+    configs: dict[str, dict[str, Any]] = {}
+    # One configuration per modality of the dataset, `<group>-<modality>`: these overrides and
+    # `modalities: [<modality>]`.
+    per_modality: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _some_configs(self) -> Group:
+        if not self.configs and self.per_modality is None:
+            raise ValueError("a group needs `configs` or `per_modality`")
+        if self.configs and self.per_modality is not None:
+            raise ValueError("a group has either `configs` or `per_modality`, not both")
+        return self
+
+    def expanded(self, name: str, modalities: tuple[str, ...]) -> Group:
+        """The group with its per-modality configurations written out."""
+        if self.per_modality is None:
+            return self
+        configs = {f"{name}-{m}": self.per_modality | {"modalities": [m]} for m in modalities}
+        return self.model_copy(update={"configs": configs, "per_modality": None})
 
 
 class Ablations(BaseModel):
@@ -174,12 +195,17 @@ def assign(tree: dict[str, Any], dotted: str, value: Any) -> None:
     tree[leaf] = value
 
 
-def run_tree(run: Run, base: dict[str, Any]) -> dict[str, Any]:
-    """The params tree `run` runs with: `base` (params.yaml) with its `-S` overrides applied."""
+def overridden(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The params tree `base` (params.yaml) with `-S` overrides applied."""
     tree = yaml.safe_load(yaml.safe_dump(base))  # a deep copy
-    for key, value in run.overrides.items():
+    for key, value in overrides.items():
         assign(tree, key, value)
     return tree
+
+
+def run_tree(run: Run, base: dict[str, Any]) -> dict[str, Any]:
+    """The params tree `run` runs with: `base` (params.yaml) with its `-S` overrides applied."""
+    return overridden(base, run.overrides)
 
 
 def check_runs(runs: list[Run], params_path: Path) -> list[Params]:
@@ -194,7 +220,17 @@ def check_runs(runs: list[Run], params_path: Path) -> list[Params]:
     return checked
 
 
-def load_ablations(path: str | Path = "ablations.yaml") -> Ablations:
+def dataset_modalities(params_path: Path, overrides: dict[str, Any]) -> tuple[str, ...]:
+    """The modalities of the dataset the params in `params_path` name with `overrides` (`-S
+    data.dataset=mhealth`): what `per_modality` groups expand into."""
+    tree = overridden(load_params(params_path).model_dump(), overrides)
+    dataset = (tree.get("data") or {}).get("dataset")  # the rest: `check_runs` checks it
+    return load_description(str(dataset)).modality_names
+
+
+def load_ablations(path: str | Path, modalities: tuple[str, ...]) -> Ablations:
+    """The configurations in `path`, `per_modality` groups expanded over `modalities` (the
+    dataset's, `dataset_modalities`)."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -203,6 +239,13 @@ def load_ablations(path: str | Path = "ablations.yaml") -> Ablations:
     except yaml.YAMLError as exc:
         raise HarfusionError(f"{path}: not valid YAML: {one_line(exc)}") from None
     try:
+        if isinstance(raw, dict) and isinstance(raw.get("groups"), dict):
+            raw = raw | {
+                "groups": {
+                    name: Group.model_validate(group).expanded(name, modalities)
+                    for name, group in raw["groups"].items()
+                }
+            }
         return Ablations.model_validate(raw)
     except ValidationError as exc:
         raise HarfusionError(describe(exc, path)) from None

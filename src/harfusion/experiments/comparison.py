@@ -22,7 +22,7 @@ import numpy as np
 
 from harfusion import layout
 from harfusion.atomic import atomic_path
-from harfusion.data.pamap2 import MODALITY_LABELS
+from harfusion.data.description import Description, load_description
 from harfusion.experiments.ablations import Ablations, load_ablations, yaml_value
 from harfusion.experiments.dvc_client import (
     BASELINE_METRICS,
@@ -36,7 +36,7 @@ from harfusion.experiments.dvc_client import (
     read_json,
     show,
 )
-from harfusion.params import SWEPT
+from harfusion.params import SWEPT, DataParams
 
 # Per configuration, mean ± std over seeds of these (the headline metrics, plus two scores).
 HEADLINE = (
@@ -123,13 +123,24 @@ def reads_synthetic(params: dict[str, Any]) -> bool:
     return raw is not None and generated is not None and Path(raw) == Path(generated)
 
 
+def dataset_of(params: dict[str, Any]) -> Description:
+    """The dataset description an experiment's params name (older ones name none: the default)."""
+    return load_description((params.get("data") or {}).get("dataset") or DataParams().dataset)
+
+
 def protocol(params: dict[str, Any], seeds: list[Any], split: dict[str, Any] | None) -> dict:
     """What was run on what: data source, split and its subjects, training budget, seeds."""
     data = params.get("data") or {}
     synthetic = data.get("synthetic") or {}
     is_synthetic = reads_synthetic(params)
+    dataset = dataset_of(params)
     return {
-        "data_source": "synthetic PAMAP2" if is_synthetic else "PAMAP2-format recordings",
+        "data_source": f"synthetic {dataset.name}"
+        if is_synthetic
+        else f"{dataset.name} recordings",
+        "dataset": dataset.name,
+        "sampling_rate_hz": dataset.sampling_rate_hz,
+        "modality_labels": dataset.modality_labels,
         "raw_dir": data.get("raw_dir"),
         "synthetic": synthetic if is_synthetic else None,
         "split": params.get("split"),
@@ -189,13 +200,14 @@ def build(
     }
     finished = [exp for c in configs for exp in runs[c]]
     params = finished[0].params if finished else baseline.params
+    described = protocol(params, [e.params.get("seed") for e in finished], split)
     return {
         "baseline": {
             "rev": baseline.rev,
             "name": baseline.name,
             "params": {key: baseline.params.get(key) for key in SWEPT},
         },
-        "protocol": protocol(params, [e.params.get("seed") for e in finished], split),
+        "protocol": described,
         "configs": configs,
         "groups": {
             name: {
@@ -204,7 +216,7 @@ def build(
                 "configs": [c for c in group.configs if c in configs],
                 "reference": group.reference if group.reference in configs else None,
                 "missing_modality": group.missing_modality,
-                "labels": labels(ablations, name, configs),
+                "labels": labels(ablations, name, configs, described["modality_labels"]),
             }
             for name, group in ablations.groups.items()
         },
@@ -216,13 +228,16 @@ def build(
     }
 
 
-def modality_label(modalities: list[str]) -> str:
-    if len(modalities) == len(MODALITY_LABELS) and set(modalities) == set(MODALITY_LABELS):
-        return "all four modalities"
-    return " + ".join(MODALITY_LABELS.get(m, m) for m in modalities)
+def modality_label(modalities: list[str] | str, labels: dict[str, str]) -> str:
+    """How reports name a `modalities` param, with the dataset's `labels` of each modality."""
+    if modalities == "all" or (len(modalities) == len(labels) and set(modalities) == set(labels)):
+        return f"all {len(labels)} modalities"
+    return " + ".join(labels.get(m, m) for m in modalities)
 
 
-def labels(ablations: Ablations, group: str, configs: dict[str, Any]) -> dict[str, str]:
+def labels(
+    ablations: Ablations, group: str, configs: dict[str, Any], modality_labels: dict[str, str]
+) -> dict[str, str]:
     """Readable row labels: the value of the param that varies within the group."""
     defined = ablations.groups[group]
     keys = {key for overrides in defined.configs.values() for key in overrides}
@@ -236,7 +251,9 @@ def labels(ablations: Ablations, group: str, configs: dict[str, Any]) -> dict[st
     for name in (n for n in names if n in configs):
         params = configs[name]["params"]
         parts = [
-            modality_label(params[key]) if key == "modalities" else f"{params.get(key)}"
+            modality_label(params[key], modality_labels)
+            if key == "modalities"
+            else f"{params.get(key)}"
             for key in varying
             if key in params
         ]
@@ -289,7 +306,10 @@ def write(comparison: dict[str, Any], out_dir: Path) -> dict[str, str]:
                 ordered = sorted(subsets, key=lambda s: -len(subsets[s]))
                 missing_modality_comparison(
                     series,
-                    {s: modality_label(subsets[s]) for s in ordered},
+                    {
+                        s: modality_label(subsets[s], comparison["protocol"]["modality_labels"])
+                        for s in ordered
+                    },
                     f"{group['title']}: modalities removed at test time",
                     group["axis"],
                     tmp / figures[key],
@@ -301,8 +321,8 @@ def write(comparison: dict[str, Any], out_dir: Path) -> dict[str, str]:
 
 def compare(ablations_path: Path, out: Path) -> None:
     """The comparison of this commit's ablation experiments into `out`: JSON and figures."""
-    ablations = load_ablations(ablations_path)
     baseline = show()
+    ablations = load_ablations(ablations_path, dataset_of(baseline.params).modality_names)
     first = next(
         (e for e in baseline.experiments if ablations.resolve(e.name) and METRICS in e.metrics),
         None,

@@ -50,7 +50,7 @@ def seconds(high: float, what: str) -> Callable[[str], float]:
 
 
 def subject_ids(text: str) -> list[int]:
-    """`101,102,103`: PAMAP2-style subject ids (the number in `subject<id>.dat`)."""
+    """`101,102,103`: subject ids (the number in a recording's file name, `subject<id>.dat`)."""
     items = [item.strip() for item in text.split(",")]
     bad = [item for item in items if not (item.isascii() and item.isdigit())]
     bad += [item for item in items if item not in bad and int(item) > MAX_SUBJECT]

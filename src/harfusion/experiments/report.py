@@ -86,12 +86,28 @@ def protocol_lines(comparison: dict[str, Any]) -> list[str]:
         f"- **Subjects:** {subjects}",
         f"- **Training seeds:** {_list(seeds)}{seed_note}",
         f"- **Training:** at most {train['max_epochs']} epochs, early stopping after "
-        f"{train['patience']} without a better validation loss; IMU channels "
-        f"{_list(p['channel_groups'])}; window {p['chunk_size']} timesteps unless the "
-        "configuration sets `chunk_size`",
+        f"{train['patience']} without a better validation loss; channel groups "
+        f"{_groups(p['channel_groups'])}; window {p['chunk_size']} samples"
+        f"{_seconds(p['chunk_size'], p.get('sampling_rate_hz'))} unless the configuration sets "
+        "`chunk_size`",
         f"- **Baseline commit:** `{baseline['rev'][:7]}`"
         + (f" ({baseline['name']})" if baseline.get("name") else ""),
     ]
+
+
+def _groups(groups: Any) -> str:
+    """`dataset.channel_groups` per kind; none named: each modality's default groups."""
+    if isinstance(groups, dict) and groups:
+        return "; ".join(f"{kind}: {_list(names)}" for kind, names in groups.items())
+    if isinstance(groups, list):  # an experiment from before channel groups per kind
+        return _list(groups)
+    return "the dataset's defaults"
+
+
+def _seconds(samples: Any, rate_hz: Any) -> str:
+    if not isinstance(samples, int) or not isinstance(rate_hz, (int, float)) or rate_hz <= 0:
+        return ""
+    return f" ({samples / rate_hz:g} s at {rate_hz:g} Hz)"
 
 
 def fmt(summary: dict[str, Any] | None, digits: int = 3, signed: bool = False) -> str:
@@ -102,6 +118,7 @@ def fmt(summary: dict[str, Any] | None, digits: int = 3, signed: bool = False) -
 
 
 def summary_table(comparison: dict[str, Any]) -> list[str]:
+    protocol = comparison["protocol"]
     lines = [
         "| configuration | group | fusion | heads | window (steps) | modalities | runs | accuracy "
         "| macro F1 | baseline macro F1 | margin | ECE before → after | latency (ms) |",
@@ -113,7 +130,8 @@ def summary_table(comparison: dict[str, Any]) -> list[str]:
         margin = fmt(baseline.get("margin_f1_macro"), signed=True)
         lines.append(
             f"| {name} | {config['group']} | {params['fusion']} | {params['heads']} "
-            f"| {params['chunk_size']} | {modality_label(params['modalities'] or [])} "
+            f"| {params['chunk_size']} "
+            f"| {modality_label(params['modalities'] or [], protocol['modality_labels'])} "
             f"| {len(config['experiments'])} | {fmt(m.get('accuracy'))} | {fmt(m.get('f1_macro'))} "
             f"| {fmt(baseline.get('f1_macro'))} | {margin} "
             f"| {fmt(m.get('ece_before'))} → {fmt(m.get('ece_after'))} "

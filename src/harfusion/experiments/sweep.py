@@ -19,6 +19,7 @@ from harfusion.experiments.ablations import (
     Run,
     check_runs,
     command_overrides,
+    dataset_modalities,
     expand,
     load_ablations,
 )
@@ -58,7 +59,8 @@ def plan(args: argparse.Namespace) -> list[Run]:
     """The experiments the options name, their params validated before anything is queued."""
     only = [item for value in args.only or [] for item in value.split(",") if item]
     extra = command_overrides(args.set, args.ensemble)
-    runs = expand(load_ablations(args.ablations).select(only), args.seeds, extra)
+    ablations = load_ablations(args.ablations, dataset_modalities(args.params, extra))
+    runs = expand(ablations.select(only), args.seeds, extra)
     check_runs(runs, args.params)
     return runs
 

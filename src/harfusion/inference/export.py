@@ -40,9 +40,7 @@ def export(model_path: Path, tensor_dir: Path, out_dir: Path) -> dict:
     if ONNX Runtime and torch disagree on the test windows."""
     predictor, saved = load_model(model_path)
     program = _exported(predictor, saved)
-    test = open_windows(
-        tensor_dir, "test", saved["modalities"], saved["preprocessing"]["channel_groups"], raw=True
-    )
+    test = open_windows(tensor_dir, "test", saved["channel_names"], raw=True)
     check_fits(saved, model_path, test.spec)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()

@@ -7,9 +7,10 @@ modalities missing) and a timeline figure per recording.
     harfusion predict session.dat --model exports/model.onnx   # ONNX Runtime, no torch
     harfusion predict session.dat --mc-samples 20       # adds MC-dropout uncertainty
 
-Recordings are read in PAMAP2's raw `.dat` format and prepared exactly as training prepared
-its own (heart rate filled per recording, windows never across a gap in the clock, the model's
-normalisation and calibration). A modality whose sensor sent nothing for most of a window is
+Recordings are read as the dataset description the model carries says (the format of the data
+it was trained on) and prepared exactly as training prepared its own (each modality's
+preprocessing per recording, windows never across a gap in the clock, the model's normalisation
+and calibration). A modality whose sensor sent nothing for most of a window is
 masked as modality dropout masks it in training, named in that row's `missing` column, and
 said once per recording on stderr. A recording sampled at another rate than the model's, or
 lacking channels the model reads, is refused in one line, and nothing is written.
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from harfusion.atomic import atomic_path
-from harfusion.data.recording import NO_LABEL, WindowReader, Windows
+from harfusion.data.window_reader import NO_LABEL, WindowReader, Windows
 from harfusion.errors import HarfusionError
 from harfusion.evaluation.metrics import classification_metrics
 from harfusion.experiments.options import count
@@ -65,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         type=Path,
         metavar="RECORDING",
-        help="raw recordings in PAMAP2's .dat format (any name; .gz is read too)",
+        help="raw recordings in the format of the model's dataset (any name; .gz is read too)",
     )
     parser.add_argument(
         "--model",
@@ -230,7 +231,7 @@ def _timeline_paths(out: Path, recordings: list[Path]) -> list[Path]:
     """`<out stem>.<recording name>.png` beside the CSV, numbered where two names meet."""
     paths: list[Path] = []
     for recording in recordings:
-        name = recording.name.removesuffix(".gz").removesuffix(".dat")
+        name = recording.name.removesuffix(".gz").rsplit(".", 1)[0]
         path, number = out.with_name(f"{out.stem}.{name}.png"), 1
         while path in paths:
             number += 1

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.collections import LineCollection
 
-from harfusion.data.recording import NO_LABEL
+from harfusion.data.window_reader import NO_LABEL
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -133,20 +133,21 @@ def augment(
     inputs: Mapping[str, Tensor],
     mask: Tensor,
     train: TrainParams,
-    triads: list[list[int]],
+    triads: Mapping[str, list[list[int]]],
     normalisation: Mapping[str, tuple[Tensor, Tensor]],
 ) -> tuple[dict[str, Tensor], Tensor]:
     """Every training-time perturbation of one batch, in one fixed order (a seeded run's random
     draws depend on it): time warp, sensor rotation, amplitude scaling, jitter, noise, and last
     modality dropout, which narrows `mask` (the modalities the data hold), never to none.
-    `normalisation`: per IMU modality the train mean and std of its inputs, which rotation needs
-    to work in physical units."""
+    `triads`: per modality the positions of its 3-axis vectors (a modality with none is not
+    turned); `normalisation`: per modality the train mean and std of its inputs, which rotation
+    needs to work in physical units."""
     inputs = time_warp(dict(inputs), train.time_warp)  # a copy: never the batch's own
     if train.rotation_degrees > 0:
         for m, x in inputs.items():
-            if m.startswith("imu_"):
+            if triads.get(m):
                 turn = random_rotations(len(x), train.rotation_degrees, device=x.device)
-                inputs[m] = rotate_sensor(x, turn, triads, *normalisation[m])
+                inputs[m] = rotate_sensor(x, turn, triads[m], *normalisation[m])
     inputs = {
         m: add_noise(
             jitter(scale_amplitude(x, train.scale_std), train.jitter_steps), train.noise_std

@@ -164,17 +164,14 @@ class SequenceEncoder(nn.Module):
         return self.pool(steps) + self.level(level.squeeze(1))
 
 
-def build_encoder(modality: str, in_channels: int, model: ModelParams) -> SequenceEncoder:
-    """The encoder for one modality: heart rate (slow, one channel) gets its own small front end;
-    anything else, including early fusion's concatenation, uses the IMU front end."""
-    if modality == "heart_rate":
-        channels, strides = model.heart_rate_conv_channels, model.heart_rate_conv_strides
-    else:
-        channels, strides = model.conv_channels, model.conv_strides
+def build_encoder(kind: str, in_channels: int, model: ModelParams) -> SequenceEncoder:
+    """The encoder for one modality of a kind of signal (`motion`, `waveform`, `slow`): each
+    kind has its own front end (`model.front`); early fusion's concatenation uses `motion`'s."""
+    front = getattr(model.front, kind)
     return SequenceEncoder(
         in_channels,
-        channels,
-        strides,
+        front.channels,
+        front.strides,
         kind=model.encoder,
         embed_dim=model.embed_dim,
         norm=model.norm,

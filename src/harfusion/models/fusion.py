@@ -1,9 +1,10 @@
 """Fusion models: `early`, `late` and `hybrid`, all driven by a modality-presence mask.
 
 Every model takes `inputs` (modality -> [batch, time, channels]) and `mask` ([batch, M] bool,
-columns in `params.modalities` order) and first zeroes absent modalities with `apply_mask`, so
-modality dropout and missing-modality evaluation are the same operation for all three. Each puts
-dropout right before its classifier(s), which gives MC-dropout at evaluation something to sample.
+columns in the order of the modalities it was built for) and first zeroes absent modalities
+with `apply_mask`, so modality dropout and missing-modality evaluation are the same operation
+for all three. Each puts dropout right before its classifier(s), which gives MC-dropout at
+evaluation something to sample.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from harfusion.data.pamap2 import modality_columns
 from harfusion.models.encoders import build_encoder
 from harfusion.models.masking import apply_mask
-from harfusion.params import ModelParams, Params
+from harfusion.params import ModelParams
 from harfusion.registry import Registry
 
 
@@ -28,12 +28,17 @@ class FusionOutput(NamedTuple):
     modality_weights: Tensor | None = None  # [batch, M], sums to 1 over present modalities
 
 
-def channels_for(params: Params) -> dict[str, int]:
-    """Input channels per modality, from the same column selection the dataset uses."""
-    return {
-        modality: len(modality_columns(modality, params.dataset.channel_groups))
-        for modality in params.modalities
-    }
+class Shape(NamedTuple):
+    """What a fusion model is built for: per modality (in mask order) its input channels and
+    its kind of signal, and the number of classes."""
+
+    channels: Mapping[str, int]
+    kinds: Mapping[str, str]
+    classes: int
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.channels)
 
 
 def _classifier(embed_dim: int, num_classes: int, dropout: float) -> nn.Sequential:
@@ -44,6 +49,12 @@ def _at_least_one(mask: Tensor) -> Tensor:
     """Treat a row with no modality present as all present, so softmaxes over present modalities
     stay finite; the callers decide what such a row outputs."""
     return mask | ~mask.any(dim=1, keepdim=True)
+
+
+def _encoders(shape: Shape, model: ModelParams) -> nn.ModuleDict:
+    return nn.ModuleDict(
+        {m: build_encoder(shape.kinds[m], shape.channels[m], model) for m in shape.modalities}
+    )
 
 
 class FusionModel(nn.Module):
@@ -62,15 +73,14 @@ class FusionModel(nn.Module):
 
 class EarlyFusion(FusionModel):
     """All channels concatenated, plus the mask as constant channels so the single encoder can
-    tell an absent modality from one that reads zero; one encoder (IMU settings), one classifier."""
+    tell an absent modality from one that reads zero; one encoder (motion's settings), one
+    classifier."""
 
-    def __init__(
-        self, modalities: Sequence[str], channels: Mapping[str, int], model: ModelParams, k: int
-    ) -> None:
-        super().__init__(modalities)
-        in_channels = sum(channels[m] for m in self.modalities) + len(self.modalities)
-        self.encoder = build_encoder("early", in_channels, model)
-        self.classifier = _classifier(model.embed_dim, k, model.dropout)
+    def __init__(self, shape: Shape, model: ModelParams) -> None:
+        super().__init__(shape.modalities)
+        in_channels = sum(shape.channels.values()) + len(self.modalities)
+        self.encoder = build_encoder("motion", in_channels, model)
+        self.classifier = _classifier(model.embed_dim, shape.classes, model.dropout)
 
     def fuse(self, inputs: Mapping[str, Tensor], mask: Tensor) -> FusionOutput:
         features = [inputs[m] for m in self.modalities]
@@ -86,15 +96,11 @@ class LateFusion(FusionModel):
     The logits returned are the log of that mixture, so cross-entropy on them is the mixture's
     NLL. A row with no modality present gets uniform probabilities."""
 
-    def __init__(
-        self, modalities: Sequence[str], channels: Mapping[str, int], model: ModelParams, k: int
-    ) -> None:
-        super().__init__(modalities)
-        self.encoders = nn.ModuleDict(
-            {m: build_encoder(m, channels[m], model) for m in self.modalities}
-        )
+    def __init__(self, shape: Shape, model: ModelParams) -> None:
+        super().__init__(shape.modalities)
+        self.encoders = _encoders(shape, model)
         self.classifiers = nn.ModuleDict(
-            {m: _classifier(model.embed_dim, k, model.dropout) for m in self.modalities}
+            {m: _classifier(model.embed_dim, shape.classes, model.dropout) for m in self.modalities}
         )
 
     def fuse(self, inputs: Mapping[str, Tensor], mask: Tensor) -> FusionOutput:
@@ -126,24 +132,15 @@ class HybridFusion(FusionModel):
     nothing. A row with none present is treated as all present (finite output, no NaN softmax).
     """
 
-    def __init__(
-        self,
-        modalities: Sequence[str],
-        channels: Mapping[str, int],
-        model: ModelParams,
-        k: int,
-        heads: int,
-    ) -> None:
-        super().__init__(modalities)
+    def __init__(self, shape: Shape, model: ModelParams, heads: int) -> None:
+        super().__init__(shape.modalities)
         dim = model.embed_dim
-        self.encoders = nn.ModuleDict(
-            {m: build_encoder(m, channels[m], model) for m in self.modalities}
-        )
+        self.encoders = _encoders(shape, model)
         self.modality_type = nn.Parameter(torch.randn(len(self.modalities), dim) * 0.02)
         self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.norm = nn.LayerNorm(dim)
         self.score = nn.Linear(dim, 1, bias=False)  # softmax ignores a shared shift
-        self.classifier = _classifier(dim, k, model.dropout)
+        self.classifier = _classifier(dim, shape.classes, model.dropout)
 
     def fuse(self, inputs: Mapping[str, Tensor], mask: Tensor) -> FusionOutput:
         tokens = torch.stack([self.encoders[m](inputs[m]) for m in self.modalities], dim=1)
@@ -159,24 +156,23 @@ class HybridFusion(FusionModel):
         return FusionOutput(self.classifier(fused), attention, weights)
 
 
-# `params.fusion`'s choices: each builds its model from the params, the channels per modality
-# and the number of classes.
-FUSIONS: Registry[Callable[[Params, Mapping[str, int], int], FusionModel]] = Registry(
+# `params.fusion`'s choices: each builds its model from the shape, the model params and `heads`.
+FUSIONS: Registry[Callable[[Shape, ModelParams, int], FusionModel]] = Registry(
     "fusion",
     {
-        "early": lambda p, channels, k: EarlyFusion(p.modalities, channels, p.model, k),
-        "late": lambda p, channels, k: LateFusion(p.modalities, channels, p.model, k),
-        "hybrid": lambda p, channels, k: HybridFusion(p.modalities, channels, p.model, k, p.heads),
+        "early": lambda shape, model, heads: EarlyFusion(shape, model),
+        "late": lambda shape, model, heads: LateFusion(shape, model),
+        "hybrid": lambda shape, model, heads: HybridFusion(shape, model, heads),
     },
 )
 
 
-def build_model(params: Params, channels: Mapping[str, int], num_classes: int) -> FusionModel:
-    """The fusion model named by `params.fusion` over `params.modalities` (mask column order)."""
-    build = FUSIONS[params.fusion]
-    missing = [m for m in params.modalities if m not in channels]
+def build_model(fusion: str, shape: Shape, model: ModelParams, heads: int) -> FusionModel:
+    """The fusion model named `fusion` for `shape` (its modalities' order is the mask's)."""
+    build = FUSIONS[fusion]
+    missing = [m for m in shape.modalities if m not in shape.kinds]
     if missing:
-        raise ValueError(f"no channel count for modalities {missing}; got {dict(channels)}")
-    if num_classes < 2:
-        raise ValueError(f"need at least 2 classes, got {num_classes}")
-    return build(params, channels, num_classes)
+        raise ValueError(f"no kind of signal for modalities {missing}; got {dict(shape.kinds)}")
+    if shape.classes < 2:
+        raise ValueError(f"need at least 2 classes, got {shape.classes}")
+    return build(shape, model, heads)

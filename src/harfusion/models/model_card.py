@@ -17,7 +17,9 @@ from harfusion.data.windows import WindowSpec
 from harfusion.errors import HarfusionError
 
 FORMAT = "harfusion model"
-FORMAT_VERSION = 2  # 1: the weights, classes, channels and window only (no "format" key)
+# 1: the weights, classes, channels and window only (no "format" key); 2: PAMAP2's columns
+# implied; 3: the dataset description and each modality's kind of signal in the card.
+FORMAT_VERSION = 3
 RATE_TOLERANCE = 0.02  # a recording sampled 2% off the model's rate is another rate
 CALIBRATIONS = ("temperature",)  # the methods this version applies
 NORMALISATIONS = ("train_split",)
@@ -32,8 +34,10 @@ FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "classes": (list, "the class ids, in output order"),
     "class_names": (list, "the class names"),
     "modalities": (list, "the modalities, in input and mask order"),
+    "kinds": (dict, "the kind of signal per modality"),
     "channels": (dict, "input channels per modality"),
     "channel_names": (dict, "input channel names per modality"),
+    "dataset": ((dict, type(None)), "the dataset description it was trained on"),
     "preprocessing": (dict, "what is done to a recording before windowing"),
     "normalisation": (dict, "the normalisation of the inputs"),
     "window": (int, "the window length in steps"),
@@ -46,8 +50,7 @@ FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
 }
 PREPROCESSING = {
     "sampling_rate_hz": (float, "the rate of the recordings it was trained on"),
-    "heart_rate_median_window": (int, "samples in heart rate's rolling median"),
-    "channel_groups": (list, "the IMU channel groups"),
+    "channel_groups": (dict, "the channel groups per modality"),
     "absent_over": (float, "the share of missing samples beyond which a modality is absent"),
 }
 
@@ -103,6 +106,8 @@ def _card_problem(saved: dict) -> str | None:
     channels, names = saved["channels"], saved["channel_names"]
     if list(channels) != saved["modalities"]:
         return "'channels' does not follow 'modalities'"
+    if list(saved["kinds"]) != saved["modalities"]:
+        return "'kinds' does not follow 'modalities'"
     if not all(isinstance(v, int) and v > 0 for v in channels.values()):
         return "'channels' is not a positive count per modality"
     if names.keys() != channels.keys() or not all(
@@ -193,7 +198,8 @@ def check_fits(saved: dict, path: Path | str, data: WindowSpec) -> None:
                 f"{data_side}{lacking}; retrain on these data (`dvc repro train`)"
             )
     rate = float(saved["preprocessing"]["sampling_rate_hz"])
-    if data.rate_hz is not None and abs(data.rate_hz / rate - 1) > RATE_TOLERANCE:
+    # rate 0: a model of the legacy .npy layout, which says no rate
+    if rate and data.rate_hz is not None and abs(data.rate_hz / rate - 1) > RATE_TOLERANCE:
         raise HarfusionError(
             f"{path} does not fit {data.source}: sampling rate: the model has {rate:g} Hz, the "
             f"data {data.rate_hz:.4g} Hz (measured: median step {1 / data.rate_hz:.4g} s); "

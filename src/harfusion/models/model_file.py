@@ -14,27 +14,41 @@ from pathlib import Path
 import torch
 
 from harfusion.atomic import atomic_path
-from harfusion.data.pamap2 import SAMPLE_RATE_HZ, modality_columns
+from harfusion.data.description import Description, Inputs
 from harfusion.data.presence import MAX_MISSING
 from harfusion.errors import HarfusionError, refused_torch_file
 from harfusion.layout import MANIFEST, NORM_STATS
 from harfusion.models.ensemble import Ensemble
-from harfusion.models.fusion import FusionModel, build_model
+from harfusion.models.fusion import FusionModel, Shape, build_model
 from harfusion.models.model_card import FORMAT, FORMAT_VERSION, check_card
 from harfusion.models.predictor import Predictor
 from harfusion.params import ARCHITECTURE, ModelParams, Params
 
 
-def architecture(params: Params) -> dict:
-    """The params that decide the network's shape."""
+def architecture(params: Params, inputs: Inputs) -> dict:
+    """The params that decide the network's shape, its modalities and their channel groups."""
     return params.model_dump(include=set(ARCHITECTURE)) | {
-        "channel_groups": params.dataset.channel_groups
+        "modalities": list(inputs.modalities),
+        "channel_groups": inputs.groups,
     }
 
 
-def channel_names(params: Params) -> dict[str, list[str]]:
-    """The input columns per modality, by name, that the network reads (as the dataset picks)."""
-    return {m: modality_columns(m, params.dataset.channel_groups) for m in params.modalities}
+def trained_inputs(saved: dict) -> Inputs:
+    """What the model in `saved` reads of its windows, as its card says."""
+    modalities = tuple(saved["modalities"])
+    return Inputs(
+        modalities,
+        channel_names={m: list(saved["channel_names"][m]) for m in modalities},
+        kinds=dict(saved["kinds"]),
+        triads={m: [] for m in modalities},  # training's only
+        groups=dict(saved["preprocessing"]["channel_groups"]),
+    )
+
+
+def modality_labels(saved: dict) -> dict[str, str]:
+    """How figures name each modality of the model in `saved` (its dataset's labels)."""
+    described = (saved["dataset"] or {}).get("modalities", {})
+    return {m: described.get(m, {}).get("label", m) for m in saved["modalities"]}
 
 
 def training_data(tensor_dir: Path, manifest: dict) -> dict:
@@ -51,6 +65,8 @@ def training_data(tensor_dir: Path, manifest: dict) -> dict:
 
 def model_card(
     params: Params,
+    inputs: Inputs,
+    description: Description | None,
     classes: list[int],
     class_names: list[str],
     window: int,
@@ -60,28 +76,34 @@ def model_card(
     summary: dict,
     members: int = 1,
 ) -> dict:
-    """Every field of the card, from what training knows."""
+    """Every field of the card, from what training knows. `description`: the dataset the model
+    was trained on (None: the legacy `.npy` layout, which names none)."""
+    modalities = list(inputs.modalities)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "harfusion_version": version("harfusion"),
-        "architecture": architecture(params),
+        "architecture": architecture(params, inputs),
         "classes": list(classes),
         "class_names": list(class_names),
-        "modalities": list(params.modalities),
-        "channels": {m: len(names) for m, names in channel_names(params).items()},
-        "channel_names": channel_names(params),
+        "modalities": modalities,
+        "kinds": dict(inputs.kinds),
+        "channels": {m: len(normalisation[m][0]) for m in modalities},
+        # the legacy .npy layout does not name its channels
+        "channel_names": {
+            m: inputs.channel_names[m] or [f"{m}_{i}" for i in range(len(normalisation[m][0]))]
+            for m in modalities
+        },
+        "dataset": None if description is None else description.model_dump(mode="json"),
         "preprocessing": {
-            "sampling_rate_hz": SAMPLE_RATE_HZ,
-            "heart_rate_fill": "forward, then backward, then a centred rolling median",
-            "heart_rate_median_window": params.preprocess.hr_median_window,
-            "channel_groups": list(params.dataset.channel_groups),
+            "sampling_rate_hz": float(description.sampling_rate_hz) if description else 0.0,
+            "channel_groups": dict(inputs.groups),
             "absent_over": MAX_MISSING,
         },
         "normalisation": {
             "method": "train_split",
-            "mean": {m: normalisation[m][0].tolist() for m in params.modalities},
-            "std": {m: normalisation[m][1].tolist() for m in params.modalities},
+            "mean": {m: normalisation[m][0].tolist() for m in modalities},
+            "std": {m: normalisation[m][1].tolist() for m in modalities},
         },
         "window": window,
         "stride": params.stride,
@@ -130,14 +152,10 @@ def read_model_file(path: Path) -> dict:
 
 def build_member(saved: dict) -> FusionModel:
     """An untrained network of the architecture the card describes."""
-    shape = saved["architecture"]
-    params = Params(
-        fusion=shape["fusion"],
-        heads=shape["heads"],
-        modalities=shape["modalities"],
-        model=ModelParams.model_validate(shape["model"]),
-    )
-    return build_model(params, saved["channels"], len(saved["classes"]))
+    architecture = saved["architecture"]
+    shape = Shape(saved["channels"], saved["kinds"], len(saved["classes"]))
+    model = ModelParams.model_validate(architecture["model"])
+    return build_model(architecture["fusion"], shape, model, architecture["heads"])
 
 
 def load_model(path: Path) -> tuple[Predictor, dict]:

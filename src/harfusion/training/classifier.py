@@ -15,11 +15,10 @@ from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.utilities import dim_zero_cat
 
-from harfusion.data.pamap2 import imu_triads
 from harfusion.errors import HarfusionError
 from harfusion.evaluation.metrics import f1_per_class, macro_f1
 from harfusion.models.augment import augment
-from harfusion.models.fusion import FusionOutput, build_model
+from harfusion.models.fusion import FusionOutput, Shape, build_model
 from harfusion.params import Params
 
 Batch = dict
@@ -59,15 +58,19 @@ class FusionClassifier(L.LightningModule):
         self,
         params: Params | dict,
         channels: dict[str, int],
+        kinds: dict[str, str],
+        triads: dict[str, list[list[int]]],
         num_classes: int,
         class_weights: Tensor | list[float] | None = None,
         normalisation: dict[str, tuple[Tensor, Tensor]]
         | dict[str, list[list[float]]]
         | None = None,
     ) -> None:
-        """`class_weights`: per-class cross-entropy weights (`train.class_balance: loss`).
-        `normalisation`: per modality the train mean and std the inputs were normalised with,
-        which sensor rotation needs to work in physical units (none: inputs are physical).
+        """`channels`, `kinds`, `triads`: per modality, in mask order, its input channels, its
+        kind of signal and the positions of its 3-axis vectors. `class_weights`: per-class
+        cross-entropy weights (`train.class_balance: loss`). `normalisation`: per modality the
+        train mean and std the inputs were normalised with, which sensor rotation needs to work
+        in physical units (none: inputs are physical).
 
         The arguments are kept in the checkpoint as plain data (params as a mapping, tensors as
         lists), so `FusionClassifier.load_from_checkpoint(path)` rebuilds the module from the
@@ -82,6 +85,8 @@ class FusionClassifier(L.LightningModule):
             {
                 "params": params.model_dump(),
                 "channels": dict(channels),
+                "kinds": dict(kinds),
+                "triads": dict(triads),
                 "num_classes": num_classes,
                 "class_weights": None
                 if class_weights is None
@@ -94,7 +99,7 @@ class FusionClassifier(L.LightningModule):
             None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
         )
         self.register_buffer("class_weights", weights, persistent=False)
-        self.triads = imu_triads(params.dataset.channel_groups)
+        self.triads = dict(triads)
         for modality, count in channels.items():
             mean, std = stats.get(modality, (torch.zeros(count), torch.ones(count)))
             self.register_buffer(
@@ -102,7 +107,9 @@ class FusionClassifier(L.LightningModule):
             )
             self.register_buffer(f"std_{modality}", torch.as_tensor(std).float(), persistent=False)
         self.params = params
-        self.model = build_model(params, channels, num_classes)
+        self.model = build_model(
+            params.fusion, Shape(channels, kinds, num_classes), params.model, params.heads
+        )
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.val_f1 = MacroF1()
         # NaN kept in the means (torchmetrics drops it by default), so a diverged step shows

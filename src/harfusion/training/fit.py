@@ -27,10 +27,19 @@ from lightning.pytorch.loggers import Logger
 from harfusion.atomic import atomic_path
 from harfusion.data.dataset import ShardWindows
 from harfusion.errors import HarfusionError, refused_torch_file
-from harfusion.layout import EPOCHS, MANIFEST, MEMBERS, METRICS, MODEL_FILE, NORM_STATS, RESUME
+from harfusion.layout import (
+    DATASET,
+    EPOCHS,
+    MANIFEST,
+    MEMBERS,
+    METRICS,
+    MODEL_FILE,
+    NORM_STATS,
+    RESUME,
+)
 from harfusion.models.calibrator import fit_calibration
 from harfusion.models.ensemble import Ensemble
-from harfusion.models.fusion import build_model, channels_for
+from harfusion.models.fusion import Shape, build_model
 from harfusion.models.model_file import model_card, save_model, training_data
 from harfusion.params import Params, trained_by
 from harfusion.threads import configure_threads
@@ -209,8 +218,15 @@ def make_module(params: Params, data: WindowDataModule) -> FusionClassifier:
     data.setup()  # opens the splits (no device yet; Lightning's own setup moves them)
     train_windows = data.splits["train"]
     normalisation = train_windows.norm if isinstance(train_windows, ShardWindows) else None
+    inputs = data.inputs
     module = FusionClassifier(
-        params, channels_for(params), len(data.classes), weights, normalisation
+        params,
+        data.channels,
+        inputs.kinds,
+        inputs.triads,
+        len(data.classes),
+        weights,
+        normalisation,
     )
     if params.train.compile:
         module.model = torch.compile(module.model)  # ty: ignore[invalid-assignment]
@@ -262,9 +278,11 @@ class RandomState(Callback):
 
 def fingerprint(params: Params, tensor_dir: Path) -> str:
     """What a checkpoint must have been trained on to be resumed: train's params and data."""
+    # data.dataset names the description; the description itself is hashed with the tensors
     digest = hashlib.sha256(json.dumps(trained_by(params), sort_keys=True).encode())
-    for name in (MANIFEST, NORM_STATS):
-        digest.update((tensor_dir / name).read_bytes())
+    for name in (MANIFEST, NORM_STATS, DATASET):
+        if (tensor_dir / name).exists():  # the legacy .npy layout has none of them
+            digest.update((tensor_dir / name).read_bytes())
     return digest.hexdigest()
 
 
@@ -491,7 +509,8 @@ def _card(
     one)."""
     members = []
     for state in states:
-        member = build_model(params, channels_for(params), len(data.classes))
+        shape = Shape(data.channels, data.inputs.kinds, len(data.classes))
+        member = build_model(params.fusion, shape, params.model, params.heads)
         member.load_state_dict(state)
         members.append(member)
     windows = data.splits["train"]
@@ -505,15 +524,15 @@ def _card(
     if isinstance(windows, ShardWindows):
         normalisation = windows.norm
     else:  # the legacy layout's inputs are used as they are
-        normalisation = {
-            m: (torch.zeros(c), torch.ones(c)) for m, c in channels_for(params).items()
-        }
+        normalisation = {m: (torch.zeros(c), torch.ones(c)) for m, c in data.channels.items()}
     manifest = tensor_dir / MANIFEST
     trained_on = {"raw_dir": params.data.raw_dir, "split": params.split.strategy}
     if manifest.exists():
         trained_on |= training_data(tensor_dir, json.loads(manifest.read_text()))
     return model_card(
         params,
+        data.inputs,
+        data.description,
         data.classes,
         data.class_names,
         windows.chunk_size,

@@ -8,7 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harfusion.data.pamap2 import OPTIONAL_ACTIVITIES, PROTOCOL_ACTIVITIES, SAMPLE_RATE_HZ, SESSIONS
+from harfusion.data.synthetic.pamap2_format import (
+    OPTIONAL_ACTIVITIES,
+    PROTOCOL_ACTIVITIES,
+    SAMPLE_RATE_HZ,
+    SESSIONS,
+)
 from harfusion.params import SyntheticParams
 
 FS = int(SAMPLE_RATE_HZ)

@@ -7,10 +7,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from harfusion.atomic import atomic_path
-from harfusion.data.dat_writer import EXACT_COLUMNS, format_rows
-from harfusion.data.pamap2 import SESSIONS
+from harfusion.data.dat_writer import format_rows
 from harfusion.data.synthetic.cohort import plan
 from harfusion.data.synthetic.motion import simulate_session
+from harfusion.data.synthetic.pamap2_format import EXACT_COLUMNS, SESSIONS
 from harfusion.params import SyntheticParams
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harfusion.data.pamap2 import RAW_FIELDS, TRANSIENT_ACTIVITY
 from harfusion.data.synthetic.cohort import FS, subject_rng
+from harfusion.data.synthetic.pamap2_format import RAW_FIELDS, TRANSIENT_ACTIVITY
 from harfusion.data.synthetic.profiles import CHEST, HAND, PROFILES, UP, YAW, Profile
 from harfusion.params import SyntheticParams
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harfusion.data.pamap2 import TRANSIENT_ACTIVITY
+from harfusion.data.synthetic.pamap2_format import TRANSIENT_ACTIVITY
 
 HAND, CHEST, ANKLE = 0, 1, 2
 FWD, LAT, UP = 0, 1, 2  # heading-frame axes; a rotation about them is roll, pitch, yaw

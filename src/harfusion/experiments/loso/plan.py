@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from harfusion import layout
-from harfusion.data.dat_reader import read_dat
-from harfusion.data.pamap2 import RAW_COLUMNS, TRANSIENT_ACTIVITY, activity_name
-from harfusion.data.preprocess import find_recordings
+from harfusion.data.description import Description, load_description
+from harfusion.data.recordings import find_recordings, read_recording
 from harfusion.errors import HarfusionError
 from harfusion.experiments import options, runner
 from harfusion.experiments.ablations import (
@@ -22,6 +21,7 @@ from harfusion.experiments.ablations import (
     Run,
     check_runs,
     command_overrides,
+    dataset_modalities,
     expand,
     load_ablations,
 )
@@ -67,22 +67,23 @@ def folds(
 def activities_by_subject(params: Params) -> dict[int, dict[int, int]] | None:
     """Rows per labelled activity of each subject in `data.raw_dir`; None while the data does not
     exist yet (the synthetic set before its first `dvc repro`)."""
+    description = load_description(params.data.dataset)
     try:
-        recordings = find_recordings(params.data.raw_dir, params.preprocess.sessions)
+        recordings = find_recordings(params.data.raw_dir, description, params.preprocess.sessions)
     except HarfusionError:
         return None
     rows: dict[int, Counter[int]] = {}
     for recording in recordings:
-        activities = read_dat(recording.path)[:, RAW_COLUMNS.index("activity_id")].astype(int)
+        activities = read_recording(recording.path, description).labels
         rows.setdefault(recording.subject, Counter()).update(activities.tolist())
     return {
-        subject: {a: n for a, n in sorted(counts.items()) if a != TRANSIENT_ACTIVITY}
+        subject: {a: n for a, n in sorted(counts.items()) if a not in description.labels.ignore}
         for subject, counts in sorted(rows.items())
     }
 
 
 def untrainable(
-    rows: dict[int, dict[int, int]], subjects: list[int], chunk_size: int
+    rows: dict[int, dict[int, int]], subjects: list[int], chunk_size: int, description: Description
 ) -> dict[str, list[int]]:
     """Activity name → the folds (test subjects) whose training subjects hold no full window of
     it: the model cannot learn it there. Training is every subject but the fold's test and
@@ -94,7 +95,7 @@ def untrainable(
         held_out = {test, subjects[(index + 1) % len(subjects)]}
         trained = {a for s, acts in windows.items() if s not in held_out for a in acts}
         for activity in sorted(present - trained):
-            missing.setdefault(activity_name(activity), []).append(test)
+            missing.setdefault(description.activity_name(activity), []).append(test)
     return missing
 
 
@@ -103,7 +104,8 @@ def warn_untrainable(params: Params, subjects: list[int]) -> None:
     rows = activities_by_subject(params)
     if rows is None:
         return
-    for name, tests in untrainable(rows, subjects, params.chunk_size).items():
+    description = load_description(params.data.dataset)
+    for name, tests in untrainable(rows, subjects, params.chunk_size, description).items():
         print(
             f"loso: warning: {name!r} has no training window in the fold(s) testing "
             f"{join(tests)}; it is scored over all classes and left out of the learnable-class "
@@ -166,7 +168,9 @@ def plan(args: argparse.Namespace) -> Plan:
     params = load_params(args.params)
     config = Config("base", "loso", {})
     if args.config:
-        config = load_ablations(args.ablations).config(args.config) or config
+        extra = command_overrides(args.set, args.ensemble)
+        ablations = load_ablations(args.ablations, dataset_modalities(args.params, extra))
+        config = ablations.config(args.config) or config
         if config.name != args.config:
             raise HarfusionError(f"--config: no configuration {args.config!r} in ablations")
     subjects = subjects_of(params, args.subjects)

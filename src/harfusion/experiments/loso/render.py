@@ -9,6 +9,7 @@ from typing import Any
 
 from harfusion import layout
 from harfusion.atomic import atomic_path, write_text
+from harfusion.data.description import load_description
 from harfusion.experiments.ablations import Config
 from harfusion.experiments.comparison import reads_synthetic
 from harfusion.params import Params
@@ -31,12 +32,13 @@ def _score(value: float | None) -> str:
 
 def data_source(params: Params) -> str:
     data = params.data
+    name = load_description(data.dataset).name
     if reads_synthetic(params.model_dump()):
         return (
-            f"synthetic PAMAP2 (generator seed {data.synthetic.seed}, "
+            f"synthetic {name} (generator seed {data.synthetic.seed}, "
             f"{data.synthetic.seconds_per_activity:g} s per activity and subject)"
         )
-    return f"PAMAP2-format recordings in `{data.raw_dir}`"
+    return f"{name} recordings in `{data.raw_dir}`"
 
 
 def _overrides(overrides: dict[str, Any]) -> str:
@@ -63,7 +65,7 @@ def markdown(
         f"- **Seeds:** {join(seeds)} (each fold once per seed); **overrides:** "
         f"{_overrides(overrides)}",
         f"- **Window:** {params.chunk_size} steps; fusion {params.fusion}; modalities "
-        f"{join(params.modalities)}",
+        f"{join(list(load_description(params.data.dataset).select(params.modalities)))}",
         "",
         "| pooled out-of-fold macro F1 (mean ± std over seeds) | deep model | baseline "
         f"({params.baseline.model}) |",

@@ -4,9 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harfusion.data.dat_reader import read_dat
 from harfusion.errors import HarfusionError
-from tests.helpers import write_recording
+from tests.helpers import read_dat, write_recording
 
 
 def test_real_excerpt_parses(excerpt: Path) -> None:
