@@ -80,9 +80,5 @@ LOSO_FOLDS_PLOT = "folds.png"  # per fold, both models' macro F1
 REPORT = Path("reports/report.md")  # the ablation report for CML
 REPORT_HTML = Path("reports/report.html")  # one self-contained page: the run and the ablations
 
-# DVC's experiment queue, as the runner watches it: DVC's layout, not ours (git-ignored with
-# .dvc/tmp). Per queued experiment, <stash commit>/<stash commit>.json records the process that
-# runs it (its pid; its exit status once its worker saw it end).
-DVC_QUEUE_RUNS = Path(".dvc/tmp/exps/run")
 # Where a sweep notes the workspace while DVC queues from it (`experiments.workspace`).
 QUEUEING_NOTE = Path(".dvc/tmp/harfusion/queueing.json")
