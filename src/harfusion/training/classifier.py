@@ -49,6 +49,11 @@ class FusionClassifier(L.LightningModule):
             m: [torch.as_tensor(v).tolist() for v in pair]
             for m, pair in (normalisation or {}).items()
         }
+        if stats and set(stats) != set(channels):  # never a modality rotated in other units
+            raise HarfusionError(
+                f"normalisation is for {', '.join(sorted(stats))}; the model's modalities are "
+                f"{', '.join(channels)}"
+            )
         self.save_hyperparameters(
             {
                 "params": params.model_dump(),
@@ -67,7 +72,7 @@ class FusionClassifier(L.LightningModule):
         self.register_buffer("class_weights", weights, persistent=False)
         self.triads = imu_triads(params.dataset.channel_groups)
         for modality, count in channels.items():
-            mean, std = stats.get(modality, (torch.zeros(count), torch.ones(count)))
+            mean, std = stats[modality] if stats else (torch.zeros(count), torch.ones(count))
             self.register_buffer(
                 f"mean_{modality}", torch.as_tensor(mean).float(), persistent=False
             )
