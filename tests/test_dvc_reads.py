@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harfusion.errors import HarfusionError
 from harfusion.experiments import dvc_queue
 from harfusion.experiments.dvc_log import restored_stages
 from harfusion.experiments.dvc_queue import Task
@@ -75,6 +76,17 @@ def test_a_queued_task_and_no_worker_as_dvcs_api_reports_them(
     assert default_dvc_remote() is None
 
 
+def test_a_task_state_dvc_never_had_is_refused_not_waited_on() -> None:
+    assert [dvc_queue.state(status) for status in dvc_queue.STATES] == [
+        "queued",
+        "running",
+        "success",
+        "failed",
+    ]
+    with pytest.raises(HarfusionError, match=r"DVC's queue reports a task 'Paused', none of "):
+        dvc_queue.state("Paused")
+
+
 def _until(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -100,7 +112,17 @@ def test_tasks_a_worker_runs_as_dvcs_api_reports_them(
     _dvc(project, "exp", "run", "--queue", "-n", "held", "-S", "x=2")
     _dvc(project, "exp", "run", "--queue", "-n", "failing", "-S", "x=3")
     try:
-        _dvc(project, "queue", "start", "-j", "1")
+        # the worker outlives `queue start` and inherits its output: a file, never a pipe
+        with (tmp_path / "start.log").open("w") as out:
+            subprocess.run(
+                [*DVC, "queue", "start", "-j", "1"],
+                cwd=project,
+                env=env(project),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                check=True,
+            )
 
         def state(name: str) -> str | None:
             tasks = dvc_queue.tasks() or {}

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from harfusion.errors import HarfusionError
 from harfusion.experiments.dvc_client import project
 
 if TYPE_CHECKING:
@@ -47,10 +48,22 @@ def tasks() -> dict[str, Task] | None:
     except Exception:  # any failure of a read while workers change the queue: ask again later
         return None
     return {
-        entry["name"]: Task(entry["rev"], STATES.get(entry["status"], entry["status"].lower()))
+        entry["name"]: Task(entry["rev"], state(entry["status"]))
         for entry in entries
         if entry.get("name")
     }
+
+
+def state(status: str) -> str:
+    """A task's state in the runner's words; a state DVC never had refused, since the runner
+    would wait on it for ever (neither queued, running nor finished)."""
+    try:
+        return STATES[status]
+    except KeyError:
+        raise HarfusionError(
+            f"DVC's queue reports a task {status!r}, none of {', '.join(STATES)}: "
+            "a DVC this version of harfusion does not know"
+        ) from None
 
 
 def live_workers() -> int | None:
