@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from harfusion.errors import HarfusionError
 from harfusion.models.augment import random_rotations, rotate_sensor, scale_amplitude, time_warp
 from harfusion.params import Params
 from harfusion.training.classifier import FusionClassifier
@@ -123,3 +124,17 @@ def test_training_loss_uses_each_augmentation(option: str) -> None:
         losses.append(module.training_loss(batch))
     assert not torch.allclose(losses[0], losses[1])
     assert all(torch.equal(batch["inputs"][m], original[m]) for m in original)  # not in place
+
+
+def test_normalisation_must_cover_every_modality_the_model_rotates() -> None:
+    """Stats missing for one modality used to rotate that one as if it were in physical units."""
+    params = Params.model_validate(TINY)
+    inputs = pamap2_inputs(params)
+    channels = inputs.channels
+    stats = {m: (torch.zeros(c), torch.ones(c)) for m, c in channels.items()}
+    shape = (params, channels, inputs.kinds, inputs.triads, 3)
+    module = FusionClassifier(*shape, normalisation=stats)
+    assert torch.equal(module.get_buffer("std_imu_hand"), torch.ones(channels["imu_hand"]))
+    del stats["imu_chest"]
+    with pytest.raises(HarfusionError, match="normalisation is for heart_rate, imu_ankle, imu_ha"):
+        FusionClassifier(*shape, normalisation=stats)

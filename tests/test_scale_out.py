@@ -16,7 +16,6 @@ import pytest
 from harfusion.command import main as harfusion_main
 from harfusion.errors import HarfusionError
 from harfusion.experiments.dvc_client import METRICS
-from harfusion.experiments.runner import restored_stages
 from harfusion.experiments.shards import Shard
 from tests.clones import HARFUSION, env, harfusion, tiny_clone
 
@@ -56,15 +55,6 @@ def test_dry_run_of_a_shard_prints_its_slice_and_the_push(
         "dvc queue start -j 1",
         "dvc exp push --run-cache origin fusion-late",
     ]
-
-
-def test_restored_stages_are_read_from_dvcs_log() -> None:
-    log = (
-        "Stage 'tensorize' is cached - skipping run, checking out outputs\n"
-        "Running stage 'train':\n> PYTHONPATH=src python stages/train.py\n"
-        "Stage 'evaluate' is cached - skipping run, checking out outputs\n"
-    )
-    assert restored_stages(log) == ["tensorize", "evaluate"]
 
 
 # --- end to end ---------------------------------------------------------------------------

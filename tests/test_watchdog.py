@@ -4,7 +4,6 @@ DVC's real queue with workers killed by SIGKILL."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -12,27 +11,22 @@ import time
 from pathlib import Path
 
 import pytest
+from dvc.repo import Repo
+from dvc_task.proc.process import ProcessInfo
 
-from harfusion import layout
 from harfusion.errors import HarfusionError
-from harfusion.experiments import runner, watchdog
-from harfusion.experiments.dvc_client import (
-    Baseline,
-    Experiment,
-    QueueStatus,
-    parse_queue_status,
-)
-from harfusion.experiments.watchdog import Watchdog, process_running
+from harfusion.experiments import dvc_queue, runner, watchdog
+from harfusion.experiments.dvc_client import Baseline, Experiment, project
+from harfusion.experiments.dvc_queue import Task, process_running
+from harfusion.experiments.watchdog import Watchdog
 from tests.clones import HARFUSION, end_processes_in, env, kill_queue_workers, tiny_clone
 
-# `dvc queue status` as DVC 3 prints it, with a task orphaned by a SIGKILLed worker.
-QUEUE_STATUS = """Task     Name          Created    Status
-be68c3e  fusion-late   07:34 AM   Running
-57a6807  fusion-early  07:30 AM   Success
-1f2e3d4  fusion-hybrid Dec 04, 2026   Queued
-
-Worker status: 0 active, 0 idle
-"""
+# The queue as DVC's API reports it, with a task orphaned by a SIGKILLed worker.
+TASKS = {
+    "fusion-late": Task("be68c3e" + "0" * 33, "running"),
+    "fusion-early": Task("57a6807" + "0" * 33, "success"),
+    "fusion-hybrid": Task("1f2e3d4" + "0" * 33, "queued"),
+}
 
 
 def _dog(said: list[str], **kwargs) -> Watchdog:
@@ -41,18 +35,7 @@ def _dog(said: list[str], **kwargs) -> Watchdog:
 
 def _workers(monkeypatch: pytest.MonkeyPatch, *live: int) -> None:
     counts = iter(live)
-    monkeypatch.setattr(watchdog, "queue_status", lambda: QueueStatus({}, (0, next(counts))))
-
-
-def test_queue_status_is_read_as_dvc_prints_it() -> None:
-    status = parse_queue_status(QUEUE_STATUS)
-    assert status.tasks == {
-        "fusion-late": ("be68c3e", "running"),
-        "fusion-early": ("57a6807", "success"),
-        "fusion-hybrid": ("1f2e3d4", "queued"),
-    }
-    assert status.live_workers == 0
-    assert parse_queue_status("No experiment tasks in the queue.\n").live_workers is None
+    monkeypatch.setattr(watchdog, "live_workers", lambda: next(counts))
 
 
 def test_watchdog_restarts_dead_workers_a_bounded_number_of_times(
@@ -84,26 +67,28 @@ def test_watchdog_timeout_names_what_did_not_finish(monkeypatch: pytest.MonkeyPa
         dog.check(states, {}, 61.0)
 
 
-def _record(folder: Path, task: str, pid: int, returncode: int | None = None) -> None:
-    """What dvc-task writes for the process running a queue task."""
-    run = folder / layout.DVC_QUEUE_RUNS / task
-    run.mkdir(parents=True)
-    info = {"pid": pid, "stdin": None, "stdout": str(run / f"{task}.out"), "returncode": returncode}
-    (run / f"{task}.json").write_text(json.dumps(info))
+def _record(task: str, pid: int, returncode: int | None = None) -> None:
+    """DVC's record of the process running a queue task, written by DVC's own process manager."""
+    with project() as repo:
+        processes = repo.experiments.celery_queue.proc
+        (Path(processes.wdir) / task).mkdir(parents=True)
+        processes[task] = ProcessInfo(pid, None, f"{task}.out", None, returncode)
 
 
 def test_a_runs_process_is_alive_only_while_dvcs_record_and_the_system_agree(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], check=True)
     # a stand-in whose command line names dvc, as `dvc exp exec-run` does
     executor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "dvc"])
     other = subprocess.Popen(["sleep", "60"])
     try:
-        _record(tmp_path, "a" * 40, executor.pid)
-        _record(tmp_path, "b" * 40, executor.pid, returncode=0)  # its worker saw it end
-        _record(tmp_path, "c" * 40, other.pid)  # the pid now belongs to another program
-        assert process_running("a" * 40) and process_running("aaaaaaa")  # `queue status`'s id
+        _record("a" * 40, executor.pid)
+        _record("b" * 40, executor.pid, returncode=0)  # its worker saw it end
+        _record("c" * 40, other.pid)  # the pid now belongs to another program
+        assert process_running("a" * 40)
         assert not process_running("b" * 40)
         assert not process_running("c" * 40)
         assert not process_running("d" * 40)  # no record yet: DVC still prepares its workspace
@@ -115,6 +100,8 @@ def test_a_runs_process_is_alive_only_while_dvcs_record_and_the_system_agree(
         for process in (executor, other):
             process.kill()
             process.wait()
+    monkeypatch.chdir(tmp_path.parent)  # no DVC project: not known to be gone
+    assert process_running("a" * 40)
 
 
 def _orphan_dog(
@@ -209,11 +196,11 @@ def test_wait_follows_queue_status_while_exp_show_fails(
 
     seen: list[tuple[dict, dict]] = []
     monkeypatch.setattr(runner, "show", show)
-    monkeypatch.setattr(runner, "queue_status", lambda: parse_queue_status(QUEUE_STATUS))
+    monkeypatch.setattr(dvc_queue, "tasks", lambda: TASKS)
     dog = _dog([])
     monkeypatch.setattr(dog, "check", lambda states, tasks, elapsed: seen.append((states, tasks)))
     result = _runner().wait(["fusion-late"], poll=0.01, watchdog=dog)
-    assert seen == [({"fusion-late": "running"}, {"fusion-late": "be68c3e"})]
+    assert seen == [({"fusion-late": "running"}, {"fusion-late": TASKS["fusion-late"].rev})]
     assert result["fusion-late"].state == "failed"
     out = capsys.readouterr()
     assert "loso: `dvc exp show` fails (ERROR: no '.dvc'); following `dvc queue status`" in out.err
@@ -263,8 +250,9 @@ def _training(clone: Path, timeout: float = 300) -> None:
     """Wait until a queue task of `clone` runs its train stage (its log says so)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        logs = (clone / layout.DVC_QUEUE_RUNS).glob("*/*.out")
-        if any("Running stage 'train'" in log.read_text(errors="replace") for log in logs):
+        with Repo(str(clone)) as repo:
+            logs = [info.stdout for _, info in repo.experiments.celery_queue.proc.processes()]
+        if any("Running stage 'train'" in Path(log).read_text(errors="replace") for log in logs):
             return
         time.sleep(0.5)
     pytest.fail(f"no training started in {clone} within {timeout:g} s")

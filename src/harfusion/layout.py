@@ -90,9 +90,5 @@ LOSO_CALIBRATION_PLOT = "calibration.png"  # per fold, reliability before and af
 REPORT = Path("reports/report.md")  # the ablation report for CML
 REPORT_HTML = Path("reports/report.html")  # one self-contained page: the run and the ablations
 
-# DVC's experiment queue, as the runner watches it: DVC's layout, not ours (git-ignored with
-# .dvc/tmp). Per queued experiment, <stash commit>/<stash commit>.json records the process that
-# runs it (its pid; its exit status once its worker saw it end).
-DVC_QUEUE_RUNS = Path(".dvc/tmp/exps/run")
 # Where a sweep notes the workspace while DVC queues from it (`experiments.workspace`).
 QUEUEING_NOTE = Path(".dvc/tmp/harfusion/queueing.json")

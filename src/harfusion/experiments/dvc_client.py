@@ -1,18 +1,23 @@
 """DVC experiments seen from outside a pipeline run: the DVC commands the sweep, the comparison
-and the report make, and the records `dvc exp show --json` holds about each experiment."""
+and the report make, DVC's Python API on the project, and the records `dvc exp show --json`
+holds about each experiment."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import re
 import subprocess
 import sys
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harfusion import layout
 from harfusion.errors import HarfusionError
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
 
 # Outputs as DVC names them (`exp show` keys, `api.read` paths): from the project root.
 # Declared metrics (`exp show --json` holds their data):
@@ -44,6 +49,15 @@ def dvc(*args: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedPr
             f"{(result.stderr or result.stdout).strip()}"
         )
     return result
+
+
+@contextlib.contextmanager
+def project() -> Generator[Repo]:
+    """DVC's Python API on the project here, for what no DVC command prints as JSON."""
+    from dvc.repo import Repo  # slow to import; only the callers that need it pay for it
+
+    with Repo(".") as repo:
+        yield repo
 
 
 @dataclass(frozen=True)
@@ -128,33 +142,6 @@ def show(attempts: int = 5, pause: float = 3.0, timeout: float = SHOW_TIMEOUT) -
             print(f"retrying `dvc exp show` after: {exc}", file=sys.stderr, flush=True)
             time.sleep(pause)
     return _show_once(timeout)
-
-
-@dataclass(frozen=True)
-class QueueStatus:
-    """`dvc queue status`: each task's state, and the live workers. Unlike `exp show`, it answers
-    even while a dead worker's half-made temporary workspace makes `exp show` fail."""
-
-    tasks: dict[str, tuple[str, str]]  # name → (task id: its stash commit's prefix, state)
-    workers: tuple[int, int] | None  # (active, idle); None when DVC did not say
-
-    @property
-    def live_workers(self) -> int | None:
-        return sum(self.workers) if self.workers else None
-
-
-def parse_queue_status(text: str) -> QueueStatus:
-    tasks = {}
-    for line in text.splitlines()[1:]:  # after the header: task, name, created…, status
-        fields = line.split()
-        if len(fields) >= 4 and re.fullmatch(r"[0-9a-f]{7,40}", fields[0]):
-            tasks[fields[1]] = (fields[0], fields[-1].lower())
-    match = re.search(r"Worker status: (\d+) active, (\d+) idle", text)
-    return QueueStatus(tasks, (int(match[1]), int(match[2])) if match else None)
-
-
-def queue_status() -> QueueStatus:
-    return parse_queue_status(dvc("queue", "status", check=False).stdout)
 
 
 def read_output(path: str, rev: str) -> str | None:

@@ -17,6 +17,7 @@ from harfusion.experiments.dvc_client import (
     SPLIT_SUMMARY,
     Experiment,
     dvc,
+    project,
 )
 
 # What the comparison, the report and the LOSO summary read of every experiment besides the
@@ -34,10 +35,15 @@ SUMMARY_INPUTS = (
 
 
 def default_dvc_remote() -> str | None:
-    """The name of the default DVC remote (`dvc remote default`), None when there is none."""
-    result = dvc("remote", "default", check=False)
-    name = result.stdout.strip()
-    return name if result.returncode == 0 and name else None
+    """The name of the default DVC remote (`dvc remote default`), None when there is none (or
+    no DVC project here: queueing then says so)."""
+    from dvc.exceptions import NotDvcRepoError
+
+    try:
+        with project() as repo:
+            return repo.config["core"].get("remote") or None
+    except NotDvcRepoError:
+        return None
 
 
 def push(names: list[str], git_remote: str, storage: str | None) -> str | None:
@@ -54,8 +60,17 @@ def push(names: list[str], git_remote: str, storage: str | None) -> str | None:
 
 
 def on_remote(git_remote: str) -> set[str]:
-    """Names of the experiments of this commit that the git remote holds."""
-    return set(dvc("exp", "list", "--name-only", git_remote).stdout.split())
+    """Names of the experiments of this commit that the git remote holds (`dvc exp list`)."""
+    from dvc.exceptions import DvcException
+
+    try:
+        with project() as repo:
+            listed = repo.experiments.ls(git_remote=git_remote)
+    except DvcException as exc:
+        raise HarfusionError(
+            f"listing the experiments on git remote {git_remote!r}: {exc}"
+        ) from None
+    return {name for experiments in listed.values() for name, _ in experiments if name}
 
 
 def pull(names: list[str], git_remote: str) -> list[str]:
@@ -80,13 +95,11 @@ def pull(names: list[str], git_remote: str) -> list[str]:
 
 def fetch_summary_inputs(experiments: list[Experiment]) -> None:
     """Fetch from the DVC remote the metrics and `SUMMARY_INPUTS` of these experiments."""
-    from dvc.repo import Repo  # slow to import; only a gathering machine needs it
-
     revs = [experiment.rev for experiment in experiments]
     if not revs:
         return
     try:
-        with Repo(".") as repo:
+        with project() as repo:
             repo.fetch(revs=revs, workspace=False, types=["metrics"])
             repo.fetch(targets=list(SUMMARY_INPUTS), revs=revs, workspace=False)
     except Exception as exc:  # DVC's own errors name the remote and the file

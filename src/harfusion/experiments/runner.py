@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -26,9 +25,10 @@ from pathlib import Path
 
 from harfusion import layout
 from harfusion.errors import HarfusionError
-from harfusion.experiments import interrupts, options, workspace
+from harfusion.experiments import dvc_queue, interrupts, options, workspace
 from harfusion.experiments.ablations import Run
-from harfusion.experiments.dvc_client import FINAL, Experiment, dvc, queue_status, show
+from harfusion.experiments.dvc_client import FINAL, Experiment, dvc, show
+from harfusion.experiments.dvc_log import restored_stages
 from harfusion.experiments.remotes import default_dvc_remote, push
 from harfusion.experiments.shards import Shard
 from harfusion.experiments.watchdog import Watchdog
@@ -38,7 +38,6 @@ from harfusion.threads import usable_cores
 # more than another worker gains.
 MAX_DEFAULT_JOBS = 4
 TRAINING = "train"  # the stage whose restoring from the run-cache saves a training
-RESTORED = re.compile(r"^Stage '([^']+)' is cached - skipping run", re.MULTILINE)
 
 
 def default_jobs(runs: int) -> int:
@@ -133,20 +132,22 @@ class Runner:
 
     def observe(self, names: list[str]) -> tuple[dict[str, str], dict[str, str], dict | None]:
         """(state and queue task of each name, `exp show`'s experiments or None when it fails:
-        then `dvc queue status` says the states until it works again)."""
+        then the queue's own record says the states until it works again)."""
         try:
             current = show(attempts=2).named(set(names))
         except HarfusionError as exc:
-            status = queue_status()
-            if not status.tasks:
+            tasks = dvc_queue.tasks()
+            if not tasks:
                 raise
             if not self.blind:
                 reason = str(exc).splitlines()[-1]
                 self.say(f"`dvc exp show` fails ({reason}); following `dvc queue status`", err=True)
             self.blind = True
-            known = {name: status.tasks[name] for name in names if name in status.tasks}
-            states = {n: known[n][1] if n in known else self.states.get(n, "queued") for n in names}
-            return states, {name: task for name, (task, _) in known.items()}, None
+            known = {name: tasks[name] for name in names if name in tasks}
+            states = {
+                n: known[n].state if n in known else self.states.get(n, "queued") for n in names
+            }
+            return states, {name: task.rev for name, task in known.items()}, None
         self.blind = False
         # An experiment that vanished (removed by hand) will never finish: count it as failed.
         states = {name: current[name].state if name in current else "failed" for name in names}
@@ -254,11 +255,6 @@ def save_log(name: str, log_dir: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(result.stdout + result.stderr)
     return path
-
-
-def restored_stages(log: str) -> list[str]:
-    """The stages DVC restored from the run-cache instead of running, as its log says."""
-    return RESTORED.findall(log)
 
 
 def report_restored(

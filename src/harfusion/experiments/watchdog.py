@@ -4,8 +4,8 @@ DVC's queue workers can die (kombu's filesystem broker fails now and then; a SIG
 killer). Two things are then left that DVC never resolves by itself:
 - tasks queued with no worker to run them: the workers are restarted, a bounded number of times;
 - a task shown as running whose worker died with it (DVC learns that a task ended only from its
-  worker, so it stays `Running` for ever). The process that ran it is gone: DVC records it in
-  `layout.DVC_QUEUE_RUNS` (its pid, and its exit status once its worker saw it end). Gone for
+  worker, so it stays `Running` for ever). The process that ran it is gone: DVC records it (its
+  pid, and its exit status once its worker saw it end; `dvc_queue.process_running`). Gone for
   `ORPHAN_GRACE` seconds, the task is handed to `dvc queue kill`, which marks it failed only when
   no live worker holds it (DVC's own check), then queued once more; a second death counts as a
   failure, said in the summary and the exit status.
@@ -14,39 +14,16 @@ And after `--timeout` seconds, everything unfinished is named and the command gi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import psutil
-
-from harfusion import layout
 from harfusion.errors import HarfusionError
-from harfusion.experiments.dvc_client import dvc, queue_status
+from harfusion.experiments.dvc_client import dvc
+from harfusion.experiments.dvc_queue import live_workers, process_running
 
 # Between a training's process ending and its worker marking the task done lie seconds (DVC
 # copies the results back); a task whose process has been gone for this long has lost its worker.
 ORPHAN_GRACE = 30.0
-
-
-def process_running(task: str | None) -> bool:
-    """Whether the process that runs queue task `task` (its stash commit, or the prefix `dvc
-    queue status` shows) is alive by DVC's record. False before it started (DVC prepares a
-    temporary workspace first), after it ended, and when its pid belongs to another program."""
-    if not task:
-        return False
-    for record in layout.DVC_QUEUE_RUNS.glob(f"{task}*/{task}*.json"):
-        try:
-            info = json.loads(record.read_text())
-            if info.get("returncode") is not None:
-                return False
-            process = psutil.Process(int(info["pid"]))
-            return process.status() != psutil.STATUS_ZOMBIE and any(
-                "dvc" in part for part in process.cmdline()
-            )
-        except (OSError, ValueError, KeyError, TypeError, psutil.Error):
-            return False
-    return False
 
 
 @dataclass
@@ -110,7 +87,7 @@ class Watchdog:
 
     def check_workers(self, waiting: list[str]) -> None:
         # a worker takes a moment to register after `dvc queue start`: two polls in a row
-        none = bool(waiting) and queue_status().live_workers == 0
+        none = bool(waiting) and live_workers() == 0
         self.idle_polls = self.idle_polls + 1 if none else 0
         if self.idle_polls < 2:
             return

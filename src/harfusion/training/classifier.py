@@ -81,6 +81,11 @@ class FusionClassifier(L.LightningModule):
             m: [torch.as_tensor(v).tolist() for v in pair]
             for m, pair in (normalisation or {}).items()
         }
+        if stats and set(stats) != set(channels):  # never a modality rotated in other units
+            raise HarfusionError(
+                f"normalisation is for {', '.join(sorted(stats))}; the model's modalities are "
+                f"{', '.join(channels)}"
+            )
         self.save_hyperparameters(
             {
                 "params": params.model_dump(),
@@ -101,7 +106,7 @@ class FusionClassifier(L.LightningModule):
         self.register_buffer("class_weights", weights, persistent=False)
         self.triads = dict(triads)
         for modality, count in channels.items():
-            mean, std = stats.get(modality, (torch.zeros(count), torch.ones(count)))
+            mean, std = stats[modality] if stats else (torch.zeros(count), torch.ones(count))
             self.register_buffer(
                 f"mean_{modality}", torch.as_tensor(mean).float(), persistent=False
             )

@@ -280,9 +280,13 @@ def fingerprint(params: Params, tensor_dir: Path) -> str:
     """What a checkpoint must have been trained on to be resumed: train's params and data."""
     # data.dataset names the description; the description itself is hashed with the tensors
     digest = hashlib.sha256(json.dumps(trained_by(params), sort_keys=True).encode())
-    for name in (MANIFEST, NORM_STATS, DATASET):
-        if (tensor_dir / name).exists():  # the legacy .npy layout has none of them
-            digest.update((tensor_dir / name).read_bytes())
+    if (tensor_dir / MANIFEST).exists():  # the manifest holds every shard's hash
+        for name in (MANIFEST, NORM_STATS, DATASET):
+            if (tensor_dir / name).exists():
+                digest.update((tensor_dir / name).read_bytes())
+    else:  # the legacy .npy layout: its arrays are the data
+        for path in sorted(tensor_dir.glob("*.npy")):
+            digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()
 
 
