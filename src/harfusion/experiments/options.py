@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
 
+from harfusion import layout
 from harfusion.params import MAX_MEMBERS
 
 MAX_JOBS = 64  # queue workers; each runs a whole training
@@ -63,6 +65,25 @@ def subject_ids(text: str) -> list[int]:
     if len(set(ids)) != len(ids):
         raise argparse.ArgumentTypeError(f"a subject is named twice in {text!r}")
     return ids
+
+
+def add_run_options(parse: argparse.ArgumentParser, each: str, seeds: str, ablations: str) -> None:
+    """What sweep and LOSO share: `--seeds`, `-S`, `--ensemble`, `--ablations`, `--params`.
+    `each`: what an override applies to; `seeds` and `ablations`: their help lines."""
+    parse.add_argument("--seeds", type=count(1, MAX_SEEDS, "--seeds"), default=1, help=seeds)
+    parse.add_argument(
+        "-S",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"extra override for every {each}, as `dvc exp run -S`",
+    )
+    add_ensemble(parse)
+    parse.add_argument("--ablations", type=Path, default=layout.ABLATIONS, help=ablations)
+    parse.add_argument(
+        "--params", type=Path, default=layout.PARAMS, help="the params the overrides apply to"
+    )
 
 
 def add_ensemble(parse: argparse.ArgumentParser) -> None:

@@ -11,9 +11,7 @@ printing where they are.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from harfusion import layout
 from harfusion.experiments import interrupts, options, runner
 from harfusion.experiments.ablations import (
     Run,
@@ -32,26 +30,11 @@ def add_plan_arguments(parse: argparse.ArgumentParser) -> None:
         action="append",
         help="comma-separated groups or configuration names (default: all), e.g. fusion,heads-8",
     )
-    parse.add_argument(
-        "--seeds",
-        type=options.count(1, options.MAX_SEEDS, "--seeds"),
-        default=1,
-        help="run each configuration with seeds 1..K (names *-sK)",
-    )
-    parse.add_argument(
-        "-S",
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra override for every experiment, as `dvc exp run -S`",
-    )
-    options.add_ensemble(parse)
-    parse.add_argument(
-        "--ablations", type=Path, default=layout.ABLATIONS, help="the configurations' file"
-    )
-    parse.add_argument(
-        "--params", type=Path, default=layout.PARAMS, help="the params the overrides apply to"
+    options.add_run_options(
+        parse,
+        each="experiment",
+        seeds="run each configuration with seeds 1..K (names *-sK)",
+        ablations="the configurations' file",
     )
 
 

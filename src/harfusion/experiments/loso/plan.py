@@ -125,30 +125,15 @@ def add_plan_arguments(parse: argparse.ArgumentParser) -> None:
         help="comma-separated subject ids (default: synthetic set's)",
     )
     parse.add_argument(
-        "--seeds",
-        type=options.count(1, options.MAX_SEEDS, "--seeds"),
-        default=1,
-        help="seeds 1..K per fold",
-    )
-    parse.add_argument(
         "--folds",
         type=options.count(1, options.MAX_SUBJECT, "--folds"),
         help="run only the first K folds (a quick check); default: all",
     )
-    parse.add_argument(
-        "-S",
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra override for every fold, as `dvc exp run -S`",
-    )
-    options.add_ensemble(parse)
-    parse.add_argument(
-        "--ablations", type=Path, default=layout.ABLATIONS, help="where --config is looked up"
-    )
-    parse.add_argument(
-        "--params", type=Path, default=layout.PARAMS, help="the params the overrides apply to"
+    options.add_run_options(
+        parse,
+        each="fold",
+        seeds="seeds 1..K per fold",
+        ablations="where --config is looked up",
     )
     parse.add_argument(
         "--out", type=Path, default=layout.LOSO, help="where loso.json and loso.md go"
