@@ -30,7 +30,6 @@ import argparse
 import csv
 import sys
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,24 +39,13 @@ from harfusion.data.window_reader import NO_LABEL, WindowReader, Windows
 from harfusion.errors import HarfusionError
 from harfusion.evaluation.metrics import classification_metrics
 from harfusion.experiments.options import count
+from harfusion.inference.prediction import Prediction
 from harfusion.inference.runtimes import Runtime, open_model
 from harfusion.layout import MODEL_FILE, MODELS
 from harfusion.models.model_card import check_fits
 
 BATCH = 256  # windows per forward pass
 MAX_MC_SAMPLES = 1000
-
-
-@dataclass
-class Prediction:
-    windows: Windows
-    probabilities: np.ndarray  # float32 [windows, classes], calibrated
-    uncertainty: np.ndarray | None  # [windows]: predictive entropy of the dropout samples
-    truth: np.ndarray | None  # [windows]: the activity of a pure window, else NO_LABEL
-
-    @property
-    def path(self) -> Path:
-        return self.windows.recording.path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from harfusion.data.window_reader import NO_LABEL
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from harfusion.inference.predict import Prediction
+    from harfusion.inference.prediction import Prediction
 
 
 def draw_timeline(prediction: Prediction, card: dict, path: Path) -> None:
