@@ -24,7 +24,7 @@ import pytest
 
 from harfusion import layout
 from harfusion.errors import HarfusionError
-from harfusion.experiments import interrupts, workspace
+from harfusion.experiments import interrupts, runner, workspace
 from harfusion.experiments.workspace import Snapshot, check_no_leftovers, held_by_dvc, what_differs
 from tests.clones import end_processes_in, harfusion, tiny_clone
 from tests.interrupting import (
@@ -291,3 +291,29 @@ def test_after_a_sigkill_mid_queueing_the_next_sweep_says_how_to_restore(
     again = harfusion(clone, "sweep", "--only", "fusion", "--dry-run")
     assert again.returncode == 0, again.stderr
     end_processes_in(clone)
+
+
+def test_a_stopped_command_says_what_it_queued_what_goes_on_and_how_to_stop_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The three things a stop can leave: nothing, queued runs no worker takes, or workers
+    going on; each line names the runs and the DVC commands that run or stop them."""
+    run = runner.Runner("sweep", {}, jobs=2)
+    run.stopped("SIGINT", 3)
+    assert capsys.readouterr().err == "sweep: stopped by SIGINT; nothing was queued\n"
+
+    run.queued = ["fusion-early", "fusion-late"]
+    run.stopped("SIGTERM", 3)
+    err = capsys.readouterr().err
+    assert "queued 2 of 3: fusion-early fusion-late; no worker runs them" in err
+    assert "`dvc queue start -j 2`" in err and "`dvc queue remove fusion-early fusion-late`" in err
+
+    run.queued.append("fusion-hybrid")
+    run.started = True
+    run.states = {"fusion-early": "success", "fusion-late": "running"}
+    run.stopped("SIGHUP", 3)
+    err = capsys.readouterr().err
+    assert err.startswith("sweep: stopped by SIGHUP; DVC's queue workers go on in the background")
+    assert "running: fusion-late; queued: fusion-hybrid; finished: fusion-early" in err
+    assert "--wait-only" in err
+    assert "`dvc queue remove fusion-hybrid && dvc queue kill fusion-late && dvc queue stop`" in err
