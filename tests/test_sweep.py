@@ -461,3 +461,28 @@ def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "OMP_NUM_THREADS" not in runner.worker_env(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert runner.worker_env(4)["OMP_NUM_THREADS"] == "3"
+
+
+def test_exp_show_is_asked_again_quietly_and_only_a_last_failure_is_said(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker creating its temporary workspace trips `dvc exp show` now and then; the retry
+    that then works is no news, but a failure on every attempt is."""
+    answers = iter([HarfusionError("no '.dvc'"), experiments.Baseline("c" * 40, None, {}, [])])
+
+    def once(timeout: float) -> experiments.Baseline:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(experiments, "_show_once", once)
+    assert experiments.show(attempts=3, pause=0).rev == "c" * 40
+    assert capsys.readouterr() == ("", "")
+
+    def never(timeout: float) -> experiments.Baseline:
+        raise HarfusionError("`dvc exp show` gave no answer within 1 s")
+
+    monkeypatch.setattr(experiments, "_show_once", never)
+    with pytest.raises(HarfusionError, match="no answer within 1 s"):
+        experiments.show(attempts=3, pause=0)

@@ -134,13 +134,12 @@ def _show_once(timeout: float) -> Baseline:
 def show(attempts: int = 5, pause: float = 3.0, timeout: float = SHOW_TIMEOUT) -> Baseline:
     """This commit's experiments. While queue workers run, `exp show` now and then trips over a
     temporary workspace that a worker is creating or removing (an error, or a hang: seen waiting
-    on a lock for minutes); asking again a moment later works."""
+    on a lock for minutes); asking again a moment later works, so only the last failure is
+    said."""
     for _ in range(attempts - 1):
-        try:
+        with contextlib.suppress(HarfusionError):
             return _show_once(timeout)
-        except HarfusionError as exc:
-            print(f"retrying `dvc exp show` after: {exc}", file=sys.stderr, flush=True)
-            time.sleep(pause)
+        time.sleep(pause)
     return _show_once(timeout)
 
 
