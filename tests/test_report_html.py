@@ -29,8 +29,9 @@ def _png() -> bytes:
     return out.getvalue()
 
 
-def _run(raw_dir: str) -> Run:
-    """A run's outputs as DVC would read them, with params pointing `data.raw_dir` anywhere."""
+def _run(raw_dir: str, dataset: dict | None = None) -> Run:
+    """A run's outputs as DVC would read them, with params pointing `data.raw_dir` anywhere
+    (and the checked `dataset` description preprocess wrote, when given)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["raw_dir"] = raw_dir
     files: dict[str, bytes] = {
@@ -60,6 +61,8 @@ def _run(raw_dir: str) -> Run:
     }
     for path, _, _ in RUN_FIGURES[:-1]:  # the attention map is missing
         files[path.as_posix()] = _png()
+    if dataset is not None:
+        files[(layout.PROCESSED / layout.DATASET).as_posix()] = json.dumps(dataset).encode()
     return Run("experiment `x`", files.get)
 
 
@@ -87,6 +90,17 @@ def test_synthetic_data_is_named_with_its_generator(tmp_path: Path) -> None:
     text = re.sub(r"<[^>]+>", "", html_report(run, None, tmp_path, None, tmp_path / "r.html"))
     assert "synthetic PAMAP2 that the synthesize stage generated" in text
     assert "generator seed 2026" in text
+
+
+def test_the_dataset_and_its_modalities_are_named_from_the_runs_description(
+    tmp_path: Path,
+) -> None:
+    """`modalities: all` (the default) reads as the modalities of the run's dataset."""
+    dataset = {"name": "MHEALTH", "modalities": {"chest": {}, "ecg": {}, "left_ankle": {}}}
+    run = _run("/data/MHEALTHDATASET", dataset)
+    text = re.sub(r"<[^>]+>", "", html_report(run, None, tmp_path, None, tmp_path / "r.html"))
+    assert "Data: MHEALTH: recorded data (not generated) in /data/MHEALTHDATASET" in text
+    assert "modalities chest, ecg, left_ankle, seed" in text
 
 
 def test_linked_figures_are_embedded_and_loso_links_follow_the_report(tmp_path: Path) -> None:

@@ -121,6 +121,12 @@ def data_lines(run: Run, params: dict[str, Any]) -> list[str]:
         )
     else:
         source = f"**recorded** data (not generated) in `{raw}`"
+    dataset = run.json(layout.PROCESSED / layout.DATASET) or {}
+    if dataset.get("name"):
+        source = f"{dataset['name']}: {source}"
+    modalities = params.get("modalities") or []
+    if modalities == "all":
+        modalities = list(dataset.get("modalities") or ["all"])
     split = params.get("split") or {}
     lines = [f"- **Data:** {source}", f"- **Split strategy:** `{split.get('strategy')}`"]
     summary = run.json(layout.SPLITS / layout.SPLIT_SUMMARY) or {}
@@ -140,7 +146,7 @@ def data_lines(run: Run, params: dict[str, Any]) -> list[str]:
         lines.append(f"- **{part} subjects:** {subjects}" + (f" ({sizes})" if sizes else ""))
     lines.append(
         f"- **Model:** `{params.get('fusion')}` fusion, {params.get('heads')} heads, windows of "
-        f"{params.get('chunk_size')} steps, modalities {', '.join(params.get('modalities') or [])}"
+        f"{params.get('chunk_size')} steps, modalities {', '.join(modalities)}"
         f", seed {params.get('seed')}"
     )
     return lines
