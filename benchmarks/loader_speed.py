@@ -65,7 +65,7 @@ def main() -> None:
         OneByOne(train), size, shuffle=True, generator=generator, collate_fn=collate_windows
     )
     everything = collate_windows(train.__getitems__(list(range(len(train)))))
-    stacked = torch.cat([everything["inputs"][m] for m in params.modalities], dim=-1)
+    stacked = torch.cat(list(everything["inputs"].values()), dim=-1)  # every modality read
     labels = everything["label"]
 
     def bare():
