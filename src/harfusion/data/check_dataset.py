@@ -87,7 +87,7 @@ def check(description: Description, raw_dir: Path) -> list[str]:
             rows_by_label.setdefault(label, set()).add(recording.subject)
         lines.append(
             f"  {recording.path}: subject {recording.subject}, session {recording.session}, "
-            f"{rows} rows, {rate} measured, {len(counts)} labels"
+            f"{rows} rows, {rate} measured, {len(counts)} label{'s' * (len(counts) != 1)}"
         )
         if period is not None and abs(period * description.sampling_rate_hz - 1) > RATE_TOLERANCE:
             lines.append(
