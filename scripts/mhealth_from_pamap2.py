@@ -3,7 +3,7 @@ pipeline on MHEALTH's format without the real files:
 
     uv run python scripts/mhealth_from_pamap2.py --pamap2 ../shared/pamap2_dev --out /tmp/mh
     uv run dvc exp run -S data.dataset=mhealth -S data.raw_dir=/tmp/mh \
-        -S split.strategy=subject -S 'split.val_subjects=[1]' -S 'split.test_subjects=[6]'
+        -S split.strategy=subject -S 'split.val_subjects=[1]' -S 'split.test_subjects=[8]'
 
 The conversion (placements, 100 → 50 Hz, deg/s, a synthesized ECG, the activity mapping) is
 described in `tests/datasets.py` and docs/datasets.md.
