@@ -123,22 +123,30 @@ def parse_show(payload: list[dict[str, Any]]) -> Baseline:
     )
 
 
+class ShowHung(HarfusionError):
+    """`dvc exp show` gave no answer in time: minutes lost, worth saying."""
+
+
 def _show_once(timeout: float) -> Baseline:
     try:
         out = dvc("exp", "show", "--json", timeout=timeout).stdout
     except subprocess.TimeoutExpired:  # subprocess.run has killed it
-        raise HarfusionError(f"`dvc exp show` gave no answer within {timeout:g} s") from None
+        raise ShowHung(f"`dvc exp show` gave no answer within {timeout:g} s") from None
     return parse_show(json.loads(out))
 
 
 def show(attempts: int = 5, pause: float = 3.0, timeout: float = SHOW_TIMEOUT) -> Baseline:
     """This commit's experiments. While queue workers run, `exp show` now and then trips over a
     temporary workspace that a worker is creating or removing (an error, or a hang: seen waiting
-    on a lock for minutes); asking again a moment later works, so only the last failure is
-    said."""
+    on a lock for minutes); asking again a moment later works. A hang is said; an error the
+    next attempt cures is not news, so only the last attempt's error is."""
     for _ in range(attempts - 1):
-        with contextlib.suppress(HarfusionError):
+        try:
             return _show_once(timeout)
+        except ShowHung as hung:
+            print(f"{hung}; asking again", file=sys.stderr, flush=True)
+        except HarfusionError:
+            pass
         time.sleep(pause)
     return _show_once(timeout)
 
