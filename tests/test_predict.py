@@ -268,6 +268,11 @@ def test_the_csv_and_the_timeline(trained: Path, tmp_path: Path) -> None:
     assert [row["true_activity_id"] for row in rows] == ["1"] * 5 + ["4"] * 6 + ["5"] * 4
     timeline = out.with_name("walk.tuesday walk.png")
     assert timeline.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and timeline.stat().st_size > 10_000
+    # --no-timeline: the same rows, no figure
+    bare = tmp_path / "bare" / "walk.csv"
+    assert _predict(recording, "--model", alone, "--out", bare, "--no-timeline") == 0
+    assert [r["activity_id"] for r in _rows(bare)] == [r["activity_id"] for r in rows]
+    assert sorted(p.name for p in bare.parent.iterdir()) == ["walk.csv"]
 
 
 def test_a_recording_without_the_hand_imu(

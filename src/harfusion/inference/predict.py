@@ -82,6 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="MC-dropout samples per window for the uncertainty column (default 0: none; "
         "needs the model file, not the ONNX export)",
     )
+    parser.add_argument(
+        "--no-timeline",
+        action="store_true",
+        help="write the CSV only, no timeline figure (drawing one costs about a second a "
+        "recording: a batch of many recordings)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,17 +99,19 @@ def run(args: argparse.Namespace) -> int:
         )
     stride = args.stride or runtime.card["stride"]
     predictions = [predict(runtime, path, stride, args.mc_samples) for path in args.recordings]
-    timelines = _timeline_paths(args.out, args.recordings)
+    timelines = [] if args.no_timeline else _timeline_paths(args.out, args.recordings)
     with ExitStack() as stack:  # every output appears at once, or none does
         out = stack.enter_context(atomic_path(args.out))
         write_csv(out, predictions, runtime.card, args.mc_samples > 0)
-        from harfusion.inference.timeline import draw_timeline  # matplotlib: only when drawing
+        if timelines:
+            from harfusion.inference.timeline import draw_timeline  # matplotlib: when drawing
 
-        for prediction, target in zip(predictions, timelines, strict=True):
-            draw_timeline(prediction, runtime.card, stack.enter_context(atomic_path(target)))
+            for prediction, target in zip(predictions, timelines, strict=True):
+                draw_timeline(prediction, runtime.card, stack.enter_context(atomic_path(target)))
     for prediction in predictions:
         print(summary(prediction, runtime.card))
-    print(f"predict: wrote {args.out} and {len(timelines)} timeline(s) beside it")
+    beside = f" and {len(timelines)} timeline(s) beside it" if timelines else ""
+    print(f"predict: wrote {args.out}{beside}")
     return 0
 
 
